@@ -1,0 +1,1 @@
+"""Photon policy package: driving policy, shadow mode, reward model, RL, simulator bridge."""

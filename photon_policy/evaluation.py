@@ -1,0 +1,172 @@
+"""Evaluate a driver through the full ROS loop: the profile's nodes in lockstep, scores from sim/episode."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import rclpy.executors
+import rclpy.signals
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from photon_msgs.msg import EpisodeStatus
+from photon_policy.launcher import ProfileProcesses
+from photon_policy.profiles import load_profile
+
+DRIVER_PROFILES = {"expert": "sim", "policy": "sim-policy"}
+
+
+@dataclass(frozen=True)
+class EpisodeScore:
+    seed: int
+    score: float
+    steps: int
+    reason: str
+
+
+@dataclass
+class EvalReport:
+    driver: str
+    profile: str
+    episodes: list[EpisodeScore]
+    wall_time_s: float
+    steps_per_second: float
+    mean: float = field(init=False)
+    std: float = field(init=False)
+    min: float = field(init=False)
+    max: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        scores = [e.score for e in self.episodes] or [math.nan]
+        self.mean = statistics.fmean(scores)
+        self.std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+        self.min, self.max = min(scores), max(scores)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"driver": self.driver, "profile": self.profile, "n_episodes": len(self.episodes),
+                "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
+                "steps_per_second": self.steps_per_second, "wall_time_s": self.wall_time_s,
+                "episodes": [asdict(e) for e in self.episodes]}
+
+    def summary(self) -> str:
+        return (f"{self.driver}: mean {self.mean:.1f} ± {self.std:.1f} (min {self.min:.1f}, max {self.max:.1f}) "
+                f"over {len(self.episodes)} episodes, {self.steps_per_second:.1f} steps/s through the ROS loop")
+
+    def write(self, path: Path, plot: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        if plot:
+            plot_scores(self, path.with_suffix(".png"))
+
+
+def plot_scores(report: EvalReport, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = [e.seed for e in report.episodes]
+    scores = [e.score for e in report.episodes]
+    fig, ax = plt.subplots(figsize=(max(6.0, len(seeds) * 0.08), 3.5))
+    ax.bar(range(len(seeds)), scores, color=["tab:blue" if s >= 900 else "tab:orange" for s in scores])
+    ax.axhline(900, color="k", lw=0.8, ls="--", label="solved (900)")
+    ax.axhline(report.mean, color="tab:green", lw=1.2, label=f"mean {report.mean:.1f}")
+    ax.set_xlabel("seed")
+    step = max(1, len(seeds) // 20)
+    ax.set_xticks(range(0, len(seeds), step), [str(s) for s in seeds[::step]])
+    ax.set_ylabel("CarRacing-v3 score")
+    ax.set_title(f"{report.driver} through the ROS loop: {report.mean:.1f} ± {report.std:.1f}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class EpisodeMonitor(Node):
+    """Collects finished episodes from sim/episode."""
+
+    def __init__(self, context: rclpy.Context | None = None) -> None:
+        super().__init__("photon_eval_monitor", context=context)
+        self.finished: dict[int, EpisodeScore] = {}
+        self.first_status_at: float | None = None
+        self.last_status_at: float | None = None
+        self.last_done_at: float | None = None
+        self.create_subscription(EpisodeStatus, "sim/episode", self._on_status,
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _on_status(self, msg: EpisodeStatus) -> None:
+        now = time.monotonic()
+        self.first_status_at = self.first_status_at or now
+        self.last_status_at = now
+        if msg.done and msg.reason != "shutdown" and msg.episode not in self.finished:
+            self.finished[msg.episode] = EpisodeScore(int(msg.seed), float(msg.score), int(msg.step), msg.reason)
+            self.last_done_at = now
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
+             overrides: dict[str, dict[str, Any]] | None = None, log_dir: Path | None = None,
+             stall_timeout_s: float = 60.0, progress: bool = True) -> EvalReport:
+    """Run `seeds` in lockstep through the driver's profile and collect the scores."""
+    if driver not in DRIVER_PROFILES:
+        raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
+    profile = load_profile(DRIVER_PROFILES[driver])
+    node_overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    node_overrides.setdefault("simulator", {}).update(
+        mode="lockstep", seeds=",".join(map(str, seeds)), repeat=False, max_steps=max_steps)
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-eval-"))
+    # A self-contained run: keep discovery on this machine unless the caller chose otherwise.
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    processes = ProfileProcesses(profile, node_overrides, log_dir=log_dir)
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    bar = _progress_bar(len(seeds), driver) if progress else None
+    monitor = executor = None
+    try:
+        monitor = EpisodeMonitor(context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(monitor)
+        processes.start()
+        started = time.monotonic()
+        while len(monitor.finished) < len(seeds):
+            executor.spin_once(timeout_sec=0.1)
+            if bar is not None:
+                bar.update(len(monitor.finished) - bar.n)
+            crashed = [n for n in processes.exited() if n.returncode != 0]
+            if crashed:
+                raise EvaluationError(f"node '{crashed[0].name}' exited with code {crashed[0].returncode}:\n"
+                                      f"{processes.log_tail(crashed[0].name)}")
+            last = monitor.last_status_at or started
+            if time.monotonic() - last > stall_timeout_s:
+                raise EvaluationError(f"no episode status for {stall_timeout_s:.0f} s (logs in {log_dir})")
+    finally:
+        if bar is not None:
+            bar.close()
+        processes.stop()
+        if executor is not None:
+            executor.shutdown()
+        if monitor is not None:
+            monitor.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    episodes = [monitor.finished[i] for i in sorted(monitor.finished)]
+    total_steps = sum(e.steps for e in episodes)
+    span = max((monitor.last_done_at or 0.0) - (monitor.first_status_at or 0.0), 1e-9)
+    return EvalReport(driver=driver, profile=profile.name, episodes=episodes,
+                      wall_time_s=span, steps_per_second=total_steps / span)
+
+
+def _progress_bar(total: int, driver: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=f"eval {driver}", unit="episode")

@@ -1,0 +1,1 @@
+"""Privileged expert driver that reads the track, free of ROS."""

@@ -1,0 +1,120 @@
+"""expert_node: the privileged simulated driver; it stands in for the human teleop driver.
+
+Subscribes:
+  odom       nav_msgs/Odometry (pose and speed of base_link)
+  sim/track  nav_msgs/Path, the track centre line (transient local; one per episode)
+Publishes:
+  teleop     ackermann_msgs/AckermannDriveStamped, stamped with the odometry it answers
+  /diagnostics
+
+Parameters: every field of ExpertConfig (pure pursuit, speed profile, injected
+steering noise, off by default) plus `track_width`.
+
+One command per odometry stamp: a repeated stamp (the simulator's lockstep
+resend) gets the same command again, so the driver's internal state advances
+exactly once per frame and lockstep runs stay deterministic.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ackermann_msgs.msg import AckermannDriveStamped
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry, Path
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
+from photon_policy.node_runtime import declare_config, describe, run_node
+from photon_policy.sim.carracing import CarRacingVehicle, VehicleState
+from photon_policy.sim.messages import centerline_from_path, yaw_from_quaternion
+
+
+@dataclass
+class ExpertNodeParams:
+    track_width: float = describe(CarRacingVehicle.track_width, "road width edge to edge (m)")
+
+    def __post_init__(self) -> None:
+        if not self.track_width > 0.0:
+            raise ValueError(f"track_width={self.track_width} must be > 0")
+
+
+class ExpertNode(Node):
+    def __init__(self) -> None:
+        super().__init__("expert")
+        self.params = declare_config(self, ExpertNodeParams)
+        self.config = declare_config(self, ExpertConfig)
+        self.drive_pub = self.create_publisher(AckermannDriveStamped, "teleop", QoSProfile(depth=10))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+        self.create_subscription(Path, "sim/track", self._on_track, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.create_subscription(Odometry, "odom", self._on_odom, QoSProfile(depth=10))
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.driver: ExpertDriver | None = None
+        self.tracks_received = 0
+        self.commands_sent = 0
+        self.odom_without_track = 0
+        self._last_reply: AckermannDriveStamped | None = None
+
+    def _on_track(self, msg: Path) -> None:
+        centerline = centerline_from_path(msg)
+        if len(centerline) < 3:
+            self.get_logger().error(f"ignoring track with {len(centerline)} points")
+            return
+        self.driver = ExpertDriver(self.config, centerline, self.params.track_width)
+        # Noise differs per episode but replays identically for the same run.
+        self.driver.reset(noise_seed=self.config.noise_seed + self.tracks_received)
+        self.tracks_received += 1
+        self._last_reply = None
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if self._last_reply is not None and self._last_reply.header.stamp == msg.header.stamp:
+            self.drive_pub.publish(self._last_reply)
+            return
+        if self.driver is None:
+            self.odom_without_track += 1
+            self.get_logger().warning("no track received yet: not driving", throttle_duration_sec=2.0)
+            return
+        pose, twist = msg.pose.pose, msg.twist.twist
+        state = VehicleState(
+            x=pose.position.x, y=pose.position.y, yaw=yaw_from_quaternion(pose.orientation),
+            vx=twist.linear.x, vy=twist.linear.y, yaw_rate=twist.angular.z,
+            ax=math.nan, ay=math.nan, speed=twist.linear.x, steering_angle=math.nan,
+            tiles_visited=0, tiles_total=len(self.driver.speed_profile))
+        steering, speed = self.driver.act(state)
+        reply = AckermannDriveStamped()
+        reply.header.stamp = msg.header.stamp
+        reply.header.frame_id = msg.child_frame_id
+        reply.drive.steering_angle = float(steering)
+        reply.drive.speed = float(speed)
+        self.drive_pub.publish(reply)
+        self._last_reply = reply
+        self.commands_sent += 1
+
+    def _publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.OK if self.driver is not None else DiagnosticStatus.WARN
+        status = DiagnosticStatus(
+            level=level, name=f"{self.get_name()}: expert driver", hardware_id="sim",
+            message="driving" if self.driver is not None else "waiting for sim/track",
+            values=[KeyValue(key="tracks_received", value=str(self.tracks_received)),
+                    KeyValue(key="commands_sent", value=str(self.commands_sent)),
+                    KeyValue(key="odom_without_track", value=str(self.odom_without_track)),
+                    KeyValue(key="steering_noise_std", value=str(self.config.steering_noise_std))])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def publish_safe_state(self) -> None:
+        """Ctrl-C: command a stop so the last word on /teleop is not a speed."""
+        stop = AckermannDriveStamped()
+        stop.header.stamp = self.get_clock().now().to_msg()
+        self.drive_pub.publish(stop)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ExpertNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Runs a profile's nodes as processes where `ros2 launch` is not installed.
+
+Each node gets its own process session so that a terminal Ctrl-C reaches only
+the launcher, which then sends every node exactly one SIGINT: a second signal
+would interrupt the node while it publishes its safe state.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from photon_policy.profiles import Profile, node_command
+
+
+@dataclass
+class NodeProcess:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+
+class ProfileProcesses:
+    """Start, watch and stop the nodes of one profile."""
+
+    def __init__(self, profile: Profile, overrides: dict[str, dict[str, Any]] | None = None,
+                 log_dir: Path | None = None) -> None:
+        overrides = overrides or {}
+        unknown = set(overrides) - {n.name for n in profile.nodes}
+        if unknown:
+            raise ValueError(f"profile '{profile.name}' has no node(s) {sorted(unknown)}")
+        self.profile = profile
+        self.nodes = [NodeProcess(spec.name, node_command(spec, overrides.get(spec.name)))
+                      for spec in profile.nodes]
+        self.log_dir = log_dir
+        self._logs: list[IO[bytes]] = []
+
+    def start(self) -> None:
+        for node in self.nodes:
+            out: Any = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_dir / f"{node.name}.log", "wb")
+                self._logs.append(out)
+            node.process = subprocess.Popen(node.argv, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                            start_new_session=True, env=os.environ.copy())
+
+    def exited(self) -> list[NodeProcess]:
+        return [n for n in self.nodes if n.returncode is not None]
+
+    def wait_any(self, poll_s: float = 0.1) -> NodeProcess:
+        """Block until some node exits; returns it."""
+        while True:
+            done = self.exited()
+            if done:
+                return done[0]
+            time.sleep(poll_s)
+
+    def stop(self, grace_s: float = 10.0) -> dict[str, int]:
+        """SIGINT every running node once, wait, then escalate; returns exit codes by node."""
+        for node in self.nodes:
+            if node.returncode is None:
+                node.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                node.process.terminate()
+                try:
+                    node.process.wait(timeout=3.0)
+                except subprocess.TimeoutExpired:
+                    node.process.kill()
+                    node.process.wait()
+        for log in self._logs:
+            log.close()
+        return {n.name: n.returncode for n in self.nodes}
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        if self.log_dir is None:
+            return ""
+        path = self.log_dir / f"{name}.log"
+        if not path.is_file():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> "ProfileProcesses":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,96 @@
+"""What every Photon node shares: parameters declared from a config dataclass,
+and a `main` that publishes the node's safe state on Ctrl-C/SIGTERM.
+
+rclpy (since Humble) shuts the context down on SIGINT before `finally` blocks
+run, so a stop command published there is silently lost. We therefore
+initialise with `SignalHandlerOptions.NO`, turn SIGINT/SIGTERM into
+`KeyboardInterrupt`, publish the safe state while the context is still alive,
+and only then shut down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+from typing import Any, Callable, Protocol, TypeVar
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+ConfigT = TypeVar("ConfigT")
+
+
+class ConfigError(ValueError):
+    """A parameter value a node cannot run with; the message names it."""
+
+
+def describe(default: Any, description: str, **kwargs: Any) -> Any:
+    """A dataclass field whose description becomes the ROS parameter's description."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata={"description": description}, **kwargs)
+    return dataclasses.field(default=default, metadata={"description": description}, **kwargs)
+
+
+def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> ConfigT:
+    """Declare one ROS parameter per dataclass field and build the config from their values.
+
+    The dataclass's own validation (`__post_init__`) runs on the result, so a bad value in
+    YAML or on the command line is reported as a ConfigError naming the parameter.
+    """
+    values = {}
+    for f in dataclasses.fields(config_cls):
+        if not f.init:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        name = f"{prefix}{f.name}"
+        descriptor = ParameterDescriptor(description=f.metadata.get("description", ""))
+        value = node.declare_parameter(name, default, descriptor).value
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # YAML `1` for a float parameter is a user's habit, not an error
+        if type(value) is not type(default):
+            raise ConfigError(f"parameter '{name}' must be {type(default).__name__}, got {value!r}")
+        values[f.name] = value
+    try:
+        return config_cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{prefix}{exc}" if prefix else str(exc)) from exc
+
+
+class SafeStateNode(Protocol):
+    def publish_safe_state(self) -> None: ...
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Spin a node until Ctrl-C, SIGTERM or the node sets `finished`; returns an exit code."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    node = None
+    code = 0
+    try:
+        node = node_factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        # A node ends itself (e.g. the simulator after its last episode) by setting `finished`.
+        while rclpy.ok() and not getattr(node, "finished", False):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigError as exc:
+        print(f"[photon] configuration error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            if rclpy.ok() and hasattr(node, "publish_safe_state"):
+                node.publish_safe_state()
+            code = code or getattr(node, "exit_code", 0)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

@@ -1,0 +1,133 @@
+"""Profiles: which nodes run together, read from `config/profiles.yaml`.
+
+Both `ros2 launch photon <profile>.launch.py` and `photon up <profile>` build
+their nodes from `load_profile`, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from photon_policy.paths import config_dir
+
+PACKAGE = "photon"
+
+
+class ProfileError(ValueError):
+    """An unknown profile or a malformed profile entry; the message names it."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    executable: str
+    parameter_files: tuple[Path, ...]
+    use_sim_time: bool
+    remappings: tuple[tuple[str, str], ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Inline parameters, applied after the parameter files (later wins)."""
+        return {"use_sim_time": self.use_sim_time, **self.overrides, **(extra or {})}
+
+    def ros_args(self, extra: dict[str, Any] | None = None) -> list[str]:
+        """The `--ros-args` tail that runs this node as the profile says."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        for path in self.parameter_files:
+            args += ["--params-file", str(path)]
+        for key, value in self.parameters(extra).items():
+            args += ["-p", f"{key}:={_yaml_scalar(value)}"]
+        for src, dst in self.remappings:
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+    def launch_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `launch_ros.actions.Node` that run this node as the profile says."""
+        return {"package": PACKAGE, "executable": self.executable, "name": self.name,
+                "parameters": [*map(str, self.parameter_files), self.parameters()],
+                "remappings": list(self.remappings), "output": "screen", "emulate_tty": True}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    nodes: tuple[NodeSpec, ...]
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise ProfileError(f"profile '{self.name}' has no node '{name}'")
+
+
+def _yaml_scalar(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    return text.removesuffix("\n...").strip()
+
+
+def profiles_file(directory: Path | None = None) -> Path:
+    return (directory or config_dir()) / "profiles.yaml"
+
+
+def profile_names(directory: Path | None = None) -> list[str]:
+    return list(_read(profiles_file(directory)))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    with path.open() as f:
+        data = yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: expected a mapping of profile names")
+    return data
+
+
+def load_profile(name: str, directory: Path | None = None) -> Profile:
+    directory = directory or config_dir()
+    path = profiles_file(directory)
+    data = _read(path)
+    if name not in data:
+        raise ProfileError(f"unknown profile '{name}'; known profiles: {', '.join(data)}")
+    entry = data[name]
+    nodes = []
+    for raw in entry.get("nodes", []):
+        try:
+            files = tuple(directory / f for f in raw.get("parameters", []))
+            nodes.append(NodeSpec(
+                name=raw["name"],
+                executable=raw["executable"],
+                parameter_files=files,
+                use_sim_time=bool(raw.get("use_sim_time", False)),
+                remappings=tuple((str(k), str(v)) for k, v in (raw.get("remappings") or {}).items()),
+                overrides=dict(raw.get("overrides") or {}),
+            ))
+        except KeyError as exc:
+            raise ProfileError(f"profile '{name}' in {path}: node entry lacks {exc}") from exc
+    if not nodes:
+        raise ProfileError(f"profile '{name}' in {path} has no nodes")
+    return Profile(name=name, description=str(entry.get("description", "")), nodes=tuple(nodes))
+
+
+def executable_target(executable: str) -> str:
+    """`module:function` of a node executable, from this package's console_scripts."""
+    for ep in metadata.entry_points(group="console_scripts"):
+        if ep.name == executable and ep.dist is not None and ep.dist.name == PACKAGE:
+            return ep.value
+    raise ProfileError(
+        f"executable '{executable}' is not installed by package '{PACKAGE}' "
+        "(not built yet, or the install is stale: run `make setup`)")
+
+
+def node_command(spec: NodeSpec, extra: dict[str, Any] | None = None) -> list[str]:
+    """argv that runs one node of a profile with this Python, no `ros2 run` needed."""
+    module, _, func = executable_target(spec.executable).partition(":")
+    for path in spec.parameter_files:
+        if not path.is_file():
+            raise ProfileError(f"node '{spec.name}': missing parameter file {path}")
+    bootstrap = f"import sys, {module} as m; sys.exit(m.{func}())"
+    return [sys.executable, "-c", bootstrap, *spec.ros_args(extra)]

@@ -1,0 +1,111 @@
+"""Shared fixtures: real nodes in real processes, a probe node on the same DDS domain."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+# One DDS domain per test session, discovery on this machine only: parallel runs and other
+# ROS graphs on the host cannot leak into the tests. Set before rclpy initialises.
+os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 200))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+import rclpy  # noqa: E402
+import rclpy.executors  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+
+from photon_policy.profiles import load_profile, node_command  # noqa: E402
+
+
+class Probe:
+    """A test's own node: subscribe, publish, and wait on conditions with deadlines."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node(f"probe_{os.getpid()}", context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list[Any]] = defaultdict(list)
+
+    def subscribe(self, msg_type: type, topic: str, qos: Any = 10) -> list[Any]:
+        box = self.received[topic]
+        self.node.create_subscription(msg_type, topic, box.append, qos)
+        return box
+
+    def publisher(self, msg_type: type, topic: str, qos: Any = 10):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.05, max(end - time.monotonic(), 0.0)))
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def probe():
+    p = Probe()
+    yield p
+    p.close()
+
+
+class NodeRunner:
+    """Starts nodes of a profile as real processes; stops them with SIGINT like a Ctrl-C."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, profile: str, node: str, remap: dict[str, str] | None = None, **params: Any) -> subprocess.Popen:
+        spec = load_profile(profile).node(node)
+        argv = node_command(spec, params)
+        argv += [a for src, dst in (remap or {}).items() for a in ("-r", f"{src}:={dst}")]
+        log = open(self.log_dir / f"{node}.log", "wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((node, proc))
+        return proc
+
+    def log(self, node: str) -> str:
+        return (self.log_dir / f"{node}.log").read_text(errors="replace")
+
+    def interrupt(self, proc: subprocess.Popen, timeout: float = 10.0) -> int:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=timeout)
+
+    def stop_all(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    runner = NodeRunner(tmp_path)
+    yield runner
+    runner.stop_all()
