@@ -1,6 +1,7 @@
 """Shared fixtures: real nodes in real processes, a probe node on the same DDS domain."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -78,8 +79,9 @@ class NodeRunner:
 
     def start(self, profile: str, node: str, remap: dict[str, str] | None = None, **params: Any) -> subprocess.Popen:
         spec = load_profile(profile).node(node)
+        # ROS applies the first matching remap rule, so the test's remaps replace the profile's.
+        spec = dataclasses.replace(spec, remappings=tuple({**dict(spec.remappings), **(remap or {})}.items()))
         argv = node_command(spec, params)
-        argv += [a for src, dst in (remap or {}).items() for a in ("-r", f"{src}:={dst}")]
         log = open(self.log_dir / f"{node}.log", "wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((node, proc))
