@@ -30,6 +30,7 @@ setup(
             "photon = photon_policy.cli:main",
             "simulator_node = photon_policy.sim.simulator_node:main",
             "expert_node = photon_policy.expert.expert_node:main",
+            "recorder_node = photon_policy.bags.recorder_node:main",
         ],
     },
 )

@@ -3,6 +3,8 @@
   photon up <profile> [--set node.param=value ...] [--dry-run]
   photon eval --driver expert|policy --seeds 0-99 [--json out.json]
   photon demo
+  photon record --out DIR [--topics ...]
+  photon collect --episodes N [--noise X] --out DIR
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from photon_policy.bags.commands import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, profile_names
 from photon_policy.seeds import parse_seeds
 
@@ -109,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    add_bag_commands(sub)
     return parser
 
 
@@ -119,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ProfileError, ValueError) as exc:
         print(f"photon: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        # Our own failures (bad bag, crashed node, refused checkpoint) explain themselves;
+        # anything else keeps its traceback.
+        if not type(exc).__module__.startswith(("photon_policy.", "world_model_node.")):
+            raise
+        print(f"photon: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,0 +1,293 @@
+"""Collect training data: one bag per simulated expert episode, recorded through the ROS loop.
+
+For each seed the recorder node and the `sim` profile run one episode in lockstep
+(the expert with steering noise seeded by the episode's seed). The episode starts only
+once the recorder hears every publisher (see collect_episode), and the simulator and
+expert run at a lower CPU priority than the recorder (PRODUCER_NICENESS). When the
+simulator exits after its episode, the recorder is stopped with SIGINT (it drains and
+closes the bag) and the bag is checked: every frame the episode produced, each with its
+command and odometry (BagCheck).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import rclpy
+import rclpy.executors
+import rclpy.signals
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Path as PathMsg
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from photon_msgs.msg import EpisodeStatus
+from photon_policy.bags.reader import DRIVE, ODOM, read_episodes, read_raw
+from photon_policy.bags.recorder import check_output_dir
+from photon_policy.bags.recorder_node import DEFAULT_TOPICS
+from photon_policy.bags.typestore import photon_typestore
+from photon_policy.launcher import ProfileProcesses
+from photon_policy.profiles import NodeSpec, Profile, load_profile
+
+PROFILE = "sim"
+CAMERA_TOPIC = "/camera/image_raw"
+TRACK_GATE = "/collect/track"
+"""The expert's track input during collection; see collect_episode."""
+LOOP_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/imu", "/odom", "/tf", "/clock", "/sim/episode",
+               "/teleop"]
+"""Topics published once per frame: the recorder must hear each one's publisher before the episode starts."""
+PRODUCER_NICENESS = 5
+"""The simulator and the expert run this much nicer than the recorder. Lockstep runs as fast as they
+can, and nothing in the loop waits for the recorder: when the CPU is short, the recorder must be the
+one that gets it, or the publishers' queues (best-effort frames in a 512 KiB shared-memory segment,
+odometry in a reliable keep-last-10 history) overrun before it reads them."""
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class CollectError(RuntimeError):
+    pass
+
+
+def bag_name(seed: int, noise_std: float, prefix: str = "ep_") -> str:
+    """`ep_s0042_n0.05`: the seed and the expert's steering noise, sortable."""
+    return f"{prefix}s{seed:04d}_n{noise_std:g}"
+
+
+def recorder_profile(output: Path, topics: list[str] | None = None, storage: str = "mcap") -> Profile:
+    """A one-node profile that runs the recorder (it is not part of any driving profile)."""
+    spec = NodeSpec(name="recorder", executable="recorder_node", parameter_files=(), use_sim_time=False,
+                    overrides={"output": str(output), "topics": list(topics or DEFAULT_TOPICS),
+                               "storage": storage})
+    return Profile(name="record", description="rosbag2 recorder", nodes=(spec,))
+
+
+@dataclass(frozen=True)
+class BagCheck:
+    """A collected bag against its episode: every frame (steps + the reset frame), each with the
+    expert's command and the odometry stamped exactly at that frame."""
+    path: Path
+    seed: int | None
+    steps: int
+    reason: str
+    frames: int
+    expected: int
+    without_command: int = 0
+    without_odom: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Frames missing from the bag."""
+        return max(self.expected - self.frames, 0)
+
+    @property
+    def complete(self) -> bool:
+        return self.dropped == 0 and self.without_command == 0 and self.without_odom == 0
+
+    def summary(self) -> str:
+        problems = [f"{n} {what}" for n, what in ((self.dropped, "frames DROPPED"),
+                                                  (self.without_command, "frames without their command"),
+                                                  (self.without_odom, "frames without their odometry")) if n]
+        return (f"{self.path.name}: seed {self.seed}, {self.steps} steps ({self.reason}), "
+                f"{self.frames}/{self.expected} frames" + (f"; {', '.join(problems)}" if problems else ""))
+
+
+class _Monitor(Node):
+    """Collect's own node: the episode's final status, the recorder's diagnostics, and the track gate."""
+
+    def __init__(self, context: rclpy.Context) -> None:
+        super().__init__("photon_collect_monitor", context=context)
+        self.final: EpisodeStatus | None = None
+        self.last_status_at: float | None = None
+        self.track: PathMsg | None = None
+        self.recorder: dict[str, str] = {}
+        reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(EpisodeStatus, "/sim/episode", self._on_status, reliable)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        self.create_subscription(PathMsg, "/sim/track", self._on_track, LATCHED)
+        self.gate = self.create_publisher(PathMsg, TRACK_GATE, LATCHED)
+
+    def _on_status(self, msg: EpisodeStatus) -> None:
+        self.last_status_at = time.monotonic()
+        if msg.done and msg.reason != "shutdown" and self.final is None:
+            self.final = msg
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "recorder: bag":
+                self.recorder = {kv.key: kv.value for kv in status.values}
+
+    def _on_track(self, msg: PathMsg) -> None:
+        self.track = msg
+
+    def unmatched(self, topics: list[str]) -> list[str]:
+        """Topics on which the recorder does not hear a publisher yet (all of them before its first report)."""
+        return [t for t in topics if int(self.recorder.get(f"{t} publishers", "0")) < 1]
+
+
+def check_bag(path: Path, final: EpisodeStatus | None = None) -> BagCheck:
+    """Read a collected bag back; `final` (the episode's last status, if seen live) sets the expectation."""
+    [episode] = read_episodes(path, camera_topic=CAMERA_TOPIC)
+    steps = int(final.step) if final is not None else episode.final_step
+    reason = final.reason if final is not None else episode.final_reason
+    frames = set(np.round(episode.arrays.stamps * 1e9).astype(np.int64).tolist())
+    stamped = _header_stamps(path, {"/teleop": DRIVE, "/odom": ODOM})
+    return BagCheck(path=path, seed=episode.arrays.seed, steps=steps, reason=reason,
+                    frames=len(frames), expected=steps + 1,
+                    without_command=len(frames - stamped["/teleop"]), without_odom=len(frames - stamped["/odom"]))
+
+
+def _header_stamps(path: Path, topics: dict[str, str]) -> dict[str, set[int]]:
+    raw, _, _ = read_raw(path, set(topics))
+    store = photon_typestore()
+    out = {}
+    for topic, msgtype in topics.items():
+        headers = (store.deserialize_cdr(data, msgtype).header.stamp for _, data in raw.get(topic, []))
+        out[topic] = {s.sec * 1_000_000_000 + s.nanosec for s in headers}
+    return out
+
+
+def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 1000,
+                    log_dir: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+                    stall_timeout_s: float = 60.0, ready_timeout_s: float = 60.0) -> BagCheck:
+    """Record one lockstep episode of the expert on `seed` into the bag `path`.
+
+    Nothing may run before the recorder hears every publisher, yet DDS discovery between
+    processes takes anywhere from milliseconds to seconds (the next periodic announcement).
+    So the expert reads its track from TRACK_GATE instead of sim/track, and does not drive
+    without one: the lockstep simulator holds its first frame (re-sending it) until we
+    pass the simulator's track on, once the recorder reports a matched publisher on every
+    topic of the loop. Holding frame 0 changes nothing in a lockstep episode.
+    """
+    check_output_dir(path)
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
+    node_overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    node_overrides.setdefault("simulator", {}).update(mode="lockstep", seeds=str(seed), repeat=False,
+                                                      max_steps=max_steps)
+    node_overrides.setdefault("expert", {}).update(steering_noise_std=float(noise_std), noise_seed=seed)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    recorder = ProfileProcesses(recorder_profile(path), log_dir=log_dir)
+    sim = ProfileProcesses(gated_profile(), node_overrides, log_dir=log_dir)
+    [simulator] = [n for n in sim.nodes if n.name == "simulator"]
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    monitor = executor = None
+
+    def healthy() -> None:
+        for processes in (recorder, sim):
+            _failed(processes, log_dir)
+
+    try:
+        monitor = _Monitor(context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(monitor)
+        recorder.start()
+        sim.start()
+        for node in sim.nodes:
+            _lower_priority(node.process.pid, PRODUCER_NICENESS)
+        _spin_until(executor, lambda: monitor.track is not None and not monitor.unmatched(LOOP_TOPICS),
+                    ready_timeout_s, "the recorder to hear every publisher", healthy,
+                    lambda: f"; unmatched: {', '.join(monitor.unmatched(LOOP_TOPICS)) or 'none'}, "
+                            f"track {'received' if monitor.track else 'missing'} (logs in {log_dir})")
+        monitor.gate.publish(monitor.track)
+        started = time.monotonic()
+
+        def running() -> None:
+            healthy()
+            if time.monotonic() - (monitor.last_status_at or started) > stall_timeout_s:
+                raise CollectError(f"no episode status for {stall_timeout_s:.0f} s (logs in {log_dir})")
+
+        _spin_until(executor, lambda: simulator.returncode is not None, 24 * 3600.0, "the episode", running)
+        _failed(sim, log_dir)
+        end = time.monotonic() + 5.0  # statuses still queued here: the final one may be among them
+        while monitor.final is None and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        codes = recorder.stop(grace_s=30.0)  # SIGINT: it drains what arrived and closes the bag
+        if codes.get("recorder") != 0:
+            raise CollectError(f"recorder exited with code {codes.get('recorder')} (logs in {log_dir}):\n"
+                               f"{recorder.log_tail('recorder')}")
+    finally:
+        recorder.stop()
+        sim.stop()
+        if executor is not None:
+            executor.shutdown()
+        if monitor is not None:
+            monitor.destroy_node()
+        rclpy.try_shutdown(context=context)
+    if monitor.final is None:
+        raise CollectError(f"seed {seed}: the simulator exited without a final episode status (logs in {log_dir})")
+    return check_bag(path, monitor.final)
+
+
+def gated_profile() -> Profile:
+    """The `sim` profile with the expert's track input moved to TRACK_GATE."""
+    profile = load_profile(PROFILE)
+    nodes = tuple(replace(spec, remappings=(("sim/track", TRACK_GATE), *spec.remappings))
+                  if spec.name == "expert" else spec for spec in profile.nodes)
+    return replace(profile, nodes=nodes)
+
+
+def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: int = 1000,
+            progress: bool = True, prefix: str = "ep_", log_dir: Path | None = None) -> list[Path]:
+    """One bag per seed under `out_dir` (named by `bag_name`); returns their paths in seed order.
+
+    Fails before running anything if one of the bags already exists. Frames dropped
+    by the recorder are reported per bag (they also show as segments when read).
+    """
+    out_dir = Path(out_dir)
+    paths = [out_dir / bag_name(seed, noise_std, prefix) for seed in seeds]
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        raise CollectError(f"{len(existing)} bag(s) already exist, e.g. {existing[0]}; "
+                           "choose another --out or remove them")
+    log_root = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
+    bar = _progress_bar(len(seeds)) if progress else None
+    try:
+        for seed, path in zip(seeds, paths):
+            check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name)
+            report = bar.write if bar is not None else print
+            if not check.complete or progress:
+                report(f"[photon] {check.summary()}")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return paths
+
+
+def _lower_priority(pid: int, niceness: int) -> None:
+    """Make every thread of `pid` nicer by `niceness` (allowed without privileges: it only lowers)."""
+    for tid in {pid, *(int(t.name) for t in Path(f"/proc/{pid}/task").glob("*") if t.name.isdigit())}:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + niceness, 19))
+        except OSError:  # the thread or process is gone; nothing to slow down
+            pass
+
+
+def _spin_until(executor: rclpy.executors.Executor, done: Callable[[], bool], timeout_s: float,
+                what: str, check: Callable[[], None] = lambda: None, detail: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise CollectError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail()}")
+        executor.spin_once(timeout_sec=0.05)
+        check()
+
+
+def _failed(processes: ProfileProcesses, log_dir: Path) -> None:
+    crashed = [n for n in processes.exited() if n.returncode != 0]
+    if crashed:
+        node = crashed[0]
+        raise CollectError(f"node '{node.name}' exited with code {node.returncode} (logs in {log_dir}):\n"
+                           f"{processes.log_tail(node.name)}")
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+    return tqdm(total=total, desc="collect", unit="episode")

@@ -1,0 +1,63 @@
+"""`photon record` and `photon collect`: registered on the photon CLI by `add_commands(subparsers)`.
+
+  photon record --out DIR [--topics T ...] [--storage mcap|sqlite3]
+  photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from photon_policy.seeds import parse_seeds
+
+COLLECT_FIRST_SEED = 1000
+"""Collected seeds start here, so training data never overlaps the evaluation seeds 0-199."""
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from photon_policy.bags.collect import recorder_profile
+    from photon_policy.bags.recorder_node import main as recorder_main
+
+    [spec] = recorder_profile(args.out, args.topics, args.storage).nodes
+    print(f"[photon] recording into {args.out} until Ctrl-C", flush=True)
+    return recorder_main(["photon-record", *spec.ros_args()])
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from photon_policy.bags.collect import collect
+
+    if args.episodes is not None and args.episodes < 1:
+        raise ValueError(f"--episodes {args.episodes}: must be >= 1")
+    if args.seeds is not None:
+        seeds = parse_seeds(args.seeds)
+        if args.episodes is not None and args.episodes != len(seeds):
+            raise ValueError(f"--episodes {args.episodes} but --seeds '{args.seeds}' lists {len(seeds)} seeds")
+    elif args.episodes is not None:
+        seeds = list(range(COLLECT_FIRST_SEED, COLLECT_FIRST_SEED + args.episodes))
+    else:
+        raise ValueError("give --episodes N (seeds 1000..1000+N-1) or --seeds LIST")
+    if args.noise < 0.0:
+        raise ValueError(f"--noise {args.noise}: must be >= 0")
+    paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet)
+    print(f"[photon] {len(paths)} bag(s) in {args.out}")
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add `record` and `collect` to the photon CLI's subparsers."""
+    rec = subparsers.add_parser("record", help="record topics into a rosbag2 bag until Ctrl-C")
+    rec.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
+    rec.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
+                     help="topics to record (default: camera, imu, odom, commands, tf, sim, clock, diagnostics)")
+    rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    rec.set_defaults(func=cmd_record)
+
+    col = subparsers.add_parser("collect", help="record expert episodes in simulation, one bag per episode")
+    col.add_argument("--episodes", type=int, help=f"number of episodes (seeds {COLLECT_FIRST_SEED}, "
+                                                  f"{COLLECT_FIRST_SEED + 1}, ...)")
+    col.add_argument("--seeds", help="explicit seeds, e.g. 1000-1099 or 1000,1005 (instead of --episodes)")
+    col.add_argument("--noise", type=float, default=0.0, help="expert steering noise std (rad); 0 = none")
+    col.add_argument("--out", type=Path, required=True, help="directory for the bags")
+    col.add_argument("--max-steps", type=int, default=1000, help="steps per episode (default 1000)")
+    col.add_argument("--quiet", action="store_true", help="no progress bar")
+    col.set_defaults(func=cmd_collect)
