@@ -32,6 +32,7 @@ from rosbags.rosbag2 import Reader, ReaderError
 
 from photon_policy.bags.typestore import photon_typestore
 from photon_policy.episode_data import EpisodeArrays
+from photon_policy.images import decode_image
 
 IMAGE = "sensor_msgs/msg/Image"
 DRIVE = "ackermann_msgs/msg/AckermannDriveStamped"
@@ -39,7 +40,6 @@ IMU = "sensor_msgs/msg/Imu"
 ODOM = "nav_msgs/msg/Odometry"
 STATUS = "photon_msgs/msg/EpisodeStatus"
 GAP_FACTOR = 1.5
-CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
 class BagError(RuntimeError):
@@ -352,23 +352,6 @@ class McapScan:
 
 def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def decode_image(msg: Any) -> np.ndarray | None:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB; None for an encoding we do not convert."""
-    channels = CHANNELS.get(msg.encoding)
-    if channels is None:
-        return None
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    buf = np.asarray(msg.data, dtype=np.uint8)
-    if step < w * channels or buf.size < h * step:
-        raise ValueError(f"{msg.encoding} {w}x{h} with step {step} needs {h * step} bytes, got {buf.size}")
-    img = buf[:h * step].reshape(h, step)[:, :w * channels].reshape(h, w, channels)
-    if msg.encoding == "mono8":
-        return np.repeat(img, 3, axis=2)
-    if msg.encoding in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(img[:, :, 2::-1])
-    return np.ascontiguousarray(img[:, :, :3])
 
 
 def _decode_frames(images: list[tuple[int, bytes]], topic: str, warnings: list[str]):
