@@ -5,6 +5,8 @@
   photon demo
   photon record --out DIR [--topics ...]
   photon collect --episodes N [--noise X] --out DIR
+  photon train world-model --data DIR --out RUN
+  photon eval world-model [--ckpt RUN] --data DIR [--json out.json]
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import yaml
 from photon_policy.bags.commands import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, profile_names
 from photon_policy.seeds import parse_seeds
+from world_model_node.commands import add_eval_arguments as add_world_model_eval_arguments
+from world_model_node.commands import add_train_commands as add_world_model_train_commands
 
 
 def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -61,6 +65,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.target == "world-model":
+        from world_model_node.commands import cmd_eval as eval_world_model
+        if args.data is None:
+            raise ValueError("photon eval world-model needs --data DIR (held-out bags)")
+        return eval_world_model(args)
     from photon_policy.evaluation import evaluate
 
     seeds = parse_seeds(args.seeds)
@@ -99,15 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
     up.set_defaults(func=cmd_up)
 
-    ev = sub.add_parser("eval", help="score a driver over seeds through the ROS loop (lockstep)")
+    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep), or the world model on bags")
+    ev.add_argument("target", nargs="?", choices=["world-model"],
+                    help="world-model: PSNR/SSIM/counterfactuals on held-out bags; omit to score a driver")
     ev.add_argument("--driver", choices=["expert", "policy"], default="expert")
     ev.add_argument("--seeds", default="0-9", help="e.g. 0-99 or 3,7,11 (default 0-9)")
     ev.add_argument("--max-steps", type=int, default=1000)
-    ev.add_argument("--json", type=Path, help="write the report here (and a score plot beside it)")
+    ev.add_argument("--json", type=Path, help="write the report here (and a plot beside it)")
     ev.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE")
     ev.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")
     ev.add_argument("--quiet", action="store_true")
+    add_world_model_eval_arguments(ev)
     ev.set_defaults(func=cmd_eval)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    add_world_model_train_commands(train)
 
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")
     demo.add_argument("--seed", type=int, default=0)

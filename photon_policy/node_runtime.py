@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, TypeVar
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -58,6 +59,12 @@ def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> C
         return config_cls(**values)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{prefix}{exc}" if prefix else str(exc)) from exc
+
+
+def create_wall_timer(node: Node, period_s: float, callback: Callable[[], None]):
+    """A timer on the steady clock: diagnostics, watchdogs and pacing must keep running when
+    sim time stands still (no /clock yet, or a paused simulator)."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 class SafeStateNode(Protocol):

@@ -39,7 +39,7 @@ from rclpy.subscription import Subscription
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from photon_policy.bags.recorder import INFINITE, STORAGES, BagWriteError, BagWriter
-from photon_policy.node_runtime import ConfigError, declare_config, describe, run_node
+from photon_policy.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
 
 SENSOR, RELIABLE, LATCHED = "sensor", "reliable", "latched"
 
@@ -148,8 +148,8 @@ class RecorderNode(Node):
             if topic in KNOWN_TOPICS:
                 type_name, kind = KNOWN_TOPICS[topic]
                 self._subscribe(topic, type_name, subscription_qos(kind, self.params.depth))
-        self.create_timer(0.25, self._watch_graph)
-        self.create_timer(1.0, self._publish_diagnostics)
+        create_wall_timer(self, 0.25, self._watch_graph)
+        create_wall_timer(self, 1.0, self._publish_diagnostics)
         # Ctrl-C/SIGTERM end run_node's spin loop between callbacks (`finished`), never inside one:
         # a KeyboardInterrupt between taking a message and writing it would lose that message.
         self.finished = False

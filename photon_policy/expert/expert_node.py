@@ -26,7 +26,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
-from photon_policy.node_runtime import declare_config, describe, run_node
+from photon_policy.node_runtime import create_wall_timer, declare_config, describe, run_node
 from photon_policy.sim.carracing import CarRacingVehicle, VehicleState
 from photon_policy.sim.messages import centerline_from_path, yaw_from_quaternion
 
@@ -50,7 +50,7 @@ class ExpertNode(Node):
         self.create_subscription(Path, "sim/track", self._on_track, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.create_subscription(Odometry, "odom", self._on_odom, QoSProfile(depth=10))
-        self.create_timer(1.0, self._publish_diagnostics)
+        create_wall_timer(self, 1.0, self._publish_diagnostics)
         self.driver: ExpertDriver | None = None
         self.tracks_received = 0
         self.commands_sent = 0

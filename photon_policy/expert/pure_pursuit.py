@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from photon_policy.sim.carracing import VehicleState
+if TYPE_CHECKING:  # the expert only reads x, y, yaw and speed; it needs no simulator
+    from photon_policy.sim.carracing import VehicleState
 
 
 @dataclass
@@ -21,29 +23,30 @@ class ExpertConfig:
     """Axle to axle, m (car_dynamics WHEELPOS y = +80 and -82 units at SIZE 0.02)."""
     rear_axle_offset: float = 1.64
     """From base_link (the hull origin) back to the rear axle, m; pure pursuit steers about it."""
-    lookahead_min: float = 6.0
+    lookahead_min: float = 5.0
     """Pure-pursuit look-ahead at standstill, m."""
-    lookahead_time: float = 0.2
+    lookahead_time: float = 0.25
     """Look-ahead grows by this many seconds of travel: long enough to be smooth at speed,
     short enough that corner cutting (~ lookahead_time^2 * lateral accel / 2) stays on the road."""
     max_speed: float = 90.0
     """Speed ceiling on straights, m/s (the car tops out at 100)."""
-    max_lateral_accel: float = 100.0
-    """Cornering speed limit v = sqrt(a / curvature), m/s^2 (tyres give ~150 on tarmac)."""
-    max_accel: float = 30.0
+    max_lateral_accel: float = 150.0
+    """Cornering speed limit v = sqrt(a / curvature), m/s^2: the tyres hold ~200 in steady
+    cornering, the rest is margin for transients, corner exits under power and noise."""
+    max_accel: float = 60.0
     """Acceleration assumed when the profile ramps up out of a corner, m/s^2."""
-    max_braking_decel: float = 80.0
+    max_braking_decel: float = 90.0
     """Deceleration the profile plans for before a corner, m/s^2 (tyres give ~120)."""
-    curvature_window: float = 14.0
+    curvature_window: float = 18.0
     """Arc length over which the centreline's curvature is measured, m: smooths its 3.5 m steps."""
-    speed_preview_time: float = 0.1
+    speed_preview_time: float = 0.12
     """Speed is commanded for where the car will be this far ahead, s: covers pedal lag."""
-    steering_time_constant: float = 0.04
+    steering_time_constant: float = 0.05
     """First-order smoothing of the steering command, s (0 = none)."""
     max_steering_angle: float = 0.4
     """Steering command limit, rad (the front-wheel joint limit)."""
     steering_noise_std: float = 0.0
-    """Stationary std of the Ornstein-Uhlenbeck steering noise, rad; 0 = off."""
+    """Stationary std of the (smoothed Ornstein-Uhlenbeck) steering noise, rad; 0 = off."""
     noise_correlation_time: float = 0.5
     """Correlation time of the steering noise, s: long enough to drift, then recover."""
     noise_seed: int = 0
@@ -52,6 +55,19 @@ class ExpertConfig:
     """Centreline points searched either side of the last nearest point."""
     dt: float = 1.0 / 50.0
     """Control period, s (one simulator step)."""
+
+    def __post_init__(self) -> None:
+        for name in ("wheelbase", "lookahead_min", "max_speed", "max_lateral_accel", "max_accel",
+                     "max_braking_decel", "curvature_window", "max_steering_angle",
+                     "noise_correlation_time", "dt"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        for name in ("rear_axle_offset", "lookahead_time", "speed_preview_time",
+                     "steering_time_constant", "steering_noise_std"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if self.search_window < 1:
+            raise ValueError(f"search_window={self.search_window} must be >= 1")
 
 
 def path_curvature(centerline: np.ndarray, window: float) -> np.ndarray:
@@ -70,24 +86,33 @@ def path_curvature(centerline: np.ndarray, window: float) -> np.ndarray:
 
 def speed_profile(centerline: np.ndarray, curvature: np.ndarray,
                   config: ExpertConfig) -> np.ndarray:
-    """Fastest speed at each point of a closed path within the lateral-acceleration,
-    braking and acceleration limits (the classic forward-backward pass, run twice round
-    the loop so the limits carry across the start)."""
+    """Fastest speed at each point of a closed path within the tyres' friction ellipse:
+    lateral acceleration v^2*curvature up to max_lateral_accel, and what grip is left
+    over for braking and accelerating (the classic forward-backward pass, run twice
+    round the loop so the limits carry across the start)."""
     ds = np.linalg.norm(np.roll(centerline, -1, axis=0) - centerline, axis=1)
-    v = np.minimum(config.max_speed,
-                   np.sqrt(config.max_lateral_accel / np.maximum(np.abs(curvature), 1e-9)))
+    kappa = np.maximum(np.abs(curvature), 1e-9)
+    v = np.minimum(config.max_speed, np.sqrt(config.max_lateral_accel / kappa))
     n = len(v)
-    for i in range(2 * n - 1, -1, -1):  # braking: v_i^2 <= v_{i+1}^2 + 2 a ds
+
+    def reachable(v_from: float, j: int, accel: float) -> float:
+        lateral = min(v_from * v_from * kappa[j] / config.max_lateral_accel, 1.0)
+        return math.sqrt(v_from * v_from + 2.0 * accel * math.sqrt(1.0 - lateral * lateral) * ds[j])
+
+    for i in range(2 * n - 1, -1, -1):  # braking into point i + 1
         j = i % n
-        v[j] = min(v[j], math.sqrt(v[(j + 1) % n] ** 2 + 2.0 * config.max_braking_decel * ds[j]))
-    for i in range(2 * n):  # accelerating: v_i^2 <= v_{i-1}^2 + 2 a ds
+        v[j] = min(v[j], reachable(v[(j + 1) % n], j, config.max_braking_decel))
+    for i in range(2 * n):  # accelerating out of point i - 1
         j = i % n
-        v[j] = min(v[j], math.sqrt(v[j - 1] ** 2 + 2.0 * config.max_accel * ds[j - 1]))
+        v[j] = min(v[j], reachable(v[j - 1], j - 1, config.max_accel))
     return v
 
 
 class ExpertDriver:
     """Pure pursuit + speed profile, with optional correlated steering noise."""
+
+    last_clean_steering: float
+    """Steering angle of the last act() before noise: the label to learn from in noisy drives."""
 
     def __init__(self, config: ExpertConfig | None, centerline: np.ndarray,
                  track_width: float) -> None:
@@ -110,10 +135,10 @@ class ExpertDriver:
             self._track_width = float(track_width)
         self._index = None
         self._steering = 0.0
+        self._ou = 0.0
         self._noise = 0.0
         self._rng = np.random.default_rng(cfg.noise_seed if noise_seed is None else noise_seed)
         self.last_clean_steering = 0.0
-        """The steering angle before noise: the label to learn from in noisy drives."""
 
     @property
     def speed_profile(self) -> np.ndarray:
@@ -183,12 +208,17 @@ class ExpertDriver:
         ])
 
     def _next_noise(self) -> float:
+        """Ornstein-Uhlenbeck noise smoothed by a first-order low-pass of the same time
+        constant: it drifts like OU but without OU's step-to-step jitter, which the
+        steering would otherwise chatter with. The cascade halves the OU's variance,
+        hence its sqrt(2) larger drive."""
         cfg = self.config
         if cfg.steering_noise_std <= 0.0:
             return 0.0
         decay = math.exp(-cfg.dt / cfg.noise_correlation_time)
-        self._noise = decay * self._noise + cfg.steering_noise_std * math.sqrt(
-            1.0 - decay * decay) * float(self._rng.standard_normal())
+        kick = math.sqrt(2.0 * (1.0 - decay * decay)) * float(self._rng.standard_normal())
+        self._ou = decay * self._ou + cfg.steering_noise_std * kick
+        self._noise = decay * self._noise + (1.0 - decay) * self._ou
         return self._noise
 
 

@@ -17,10 +17,11 @@ delta (rad, + = left) and the gym steer s are related by
 
 Gym steers beyond +-0.4 only push the wheels against the joint limit.
 
-Speed: the car has no aerodynamic or rolling drag (it holds its speed with no
-pedal), full gas accelerates it at roughly 40 m/s^2 when slow and 17 m/s^2 near
-85 m/s, and brake b decelerates it at about 310*b m/s^2 until the tyres reach
-their grip limit (~120 m/s^2, from b ~ 0.4); b >= 0.9 locks the wheels.
+Speed, measured on the car: it has no aerodynamic or rolling drag (it holds its
+speed with no pedal); full gas accelerates it at ~44 m/s^2 up to ~85 m/s by
+spinning the rear tyres, which leaves them no lateral grip, hence the traction
+control; brake b decelerates it at ~310*b m/s^2 until the tyres reach their grip
+limit (~120 m/s^2, b ~ 0.4), and b >= 0.9 locks the wheels.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class DriveByWireConfig:
     """Box2D moves a body at most 2 m per step (b2_maxTranslation): 100 m/s at 50 Hz."""
     max_reverse_speed: float = 0.0
     """CarRacing has no reverse gear (gas only spins the rear wheels forward), so none is modelled."""
-    speed_kp: float = 2.0
+    speed_kp: float = 5.0
     """Proportional gain: commanded acceleration per unit speed error, m/s^2 per m/s."""
     speed_ki: float = 0.5
     """Integral gain, m/s^2 per (m/s * s); it makes up the drag of cornering tyres."""
@@ -51,11 +52,31 @@ class DriveByWireConfig:
     coast_band: float = 1.0
     """Commanded accelerations within +-coast_band m/s^2 use neither pedal (the car coasts drag-free)."""
     full_gas_accel: float = 30.0
-    """Acceleration that full gas gives at mid speeds, m/s^2: maps acceleration to gas."""
+    """Acceleration per unit of gas when mapping acceleration to gas, m/s^2."""
+    traction_gas_offset: float = 0.2
+    """Traction control: on a straight, gas <= offset + per_speed * speed (see below)."""
+    traction_gas_per_speed: float = 0.013
+    """car_dynamics feeds the rear wheels power / (wheel speed + 5), so the gas they take
+    before spinning grows with speed; a spinning tyre has no lateral grip, and the car spins."""
+    lateral_grip: float = 210.0
+    """Lateral acceleration the tyres hold, m/s^2; cornering uses it up, so the gas ceiling
+    shrinks along the friction ellipse as v^2*tan(steering)/wheelbase approaches it."""
+    wheelbase: float = 3.24
+    """Axle to axle, m (car_dynamics WHEELPOS y = +80 and -82 units at SIZE 0.02)."""
     brake_decel_per_unit: float = 310.0
     """Deceleration per unit of brake below the grip limit, m/s^2: maps deceleration to brake."""
     max_brake: float = 0.5
     """Brake ceiling: ~0.4 already reaches the grip limit and >= 0.9 locks the wheels."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_steering_angle", "max_speed", "full_gas_accel", "lateral_grip",
+                     "wheelbase", "brake_decel_per_unit", "max_brake"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        for name in ("max_reverse_speed", "speed_kp", "speed_ki", "integral_limit", "coast_band",
+                     "traction_gas_offset", "traction_gas_per_speed"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -114,10 +135,11 @@ class DriveByWire:
             return self.brake_action(command.steering_angle)
         error = command.speed - measured_speed
         accel = cfg.speed_kp * error + cfg.speed_ki * self._integral
-        gas = min(max(accel - cfg.coast_band, 0.0) / cfg.full_gas_accel, 1.0)
+        max_gas = self._traction_limit(command.steering_angle, measured_speed)
+        gas = min(max(accel - cfg.coast_band, 0.0) / cfg.full_gas_accel, max_gas)
         brake = min(max(-accel - cfg.coast_band, 0.0) / cfg.brake_decel_per_unit, cfg.max_brake)
         # Anti-windup: stop integrating while a pedal is saturated in the error's direction.
-        saturated = (gas >= 1.0 and error > 0.0) or (brake >= cfg.max_brake and error < 0.0)
+        saturated = (gas >= max_gas and error > 0.0) or (brake >= cfg.max_brake and error < 0.0)
         if not saturated and cfg.speed_ki > 0.0:
             bound = cfg.integral_limit / cfg.speed_ki
             self._integral = min(max(self._integral + error * dt, -bound), bound)
@@ -128,6 +150,14 @@ class DriveByWire:
         self._integral = 0.0
         steering_angle = sanitize_command(steering_angle, 0.0, self.config).steering_angle
         return self._action(steering_angle, 0.0, self.config.max_brake)
+
+    def _traction_limit(self, steering_angle: float, measured_speed: float) -> float:
+        """Most gas the rear tyres take without spinning, at this speed and cornering load."""
+        cfg = self.config
+        speed = max(measured_speed, 0.0)
+        lateral = min(speed * speed * abs(math.tan(steering_angle)) / cfg.wheelbase / cfg.lateral_grip, 1.0)
+        straight = cfg.traction_gas_offset + cfg.traction_gas_per_speed * speed
+        return min(straight * math.sqrt(1.0 - lateral * lateral), 1.0)
 
     @staticmethod
     def _action(steering_angle: float, gas: float, brake: float) -> np.ndarray:

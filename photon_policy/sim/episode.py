@@ -1,9 +1,10 @@
 """The raw in-process loop: simulated vehicle + expert + drive-by-wire, no ROS.
 
 It is the baseline the ROS loop is benchmarked against, and the loop the expert
-is tuned with:
+is tuned with. The command line drives with the configs the nodes are launched
+with (config/expert.yaml, config/simulator.yaml), or the dataclass defaults:
 
-    python -m photon_policy.sim.episode --seeds 0-99 --workers 2
+    python -m photon_policy.sim.episode --seeds 0-99 --workers 2 [--defaults]
 """
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from multiprocessing import Pool
 
+from photon_policy.config_files import config_from_file
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
+from photon_policy.paths import config_dir
+from photon_policy.seeds import parse_seeds
 from photon_policy.sim.carracing import DT, CarRacingVehicle
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 
@@ -49,13 +54,12 @@ def run_episode(seed: int, expert_config: ExpertConfig | None = None,
                          time.perf_counter() - start)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """"0-99" or "3,7,10-12" -> seeds (ranges inclusive)."""
-    seeds = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    return seeds
+def shipped_configs() -> tuple[ExpertConfig, DriveByWireConfig]:
+    """The expert's and the drive-by-wire's configs as the nodes' parameter files set them."""
+    directory = config_dir()
+    return (config_from_file(ExpertConfig, directory / "expert.yaml", "expert"),
+            config_from_file(DriveByWireConfig, directory / "simulator.yaml", "simulator",
+                             prefix="drive_by_wire."))
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
@@ -77,10 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-99", help='e.g. "0-99" or "3,7,10-12"')
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
+    parser.add_argument("--defaults", action="store_true",
+                        help="the config dataclasses' defaults instead of the nodes' parameter files")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
+    configs = (None, None) if args.defaults else shipped_configs()
     with Pool(args.workers) as pool:
-        results = pool.map(run_episode, seeds, chunksize=1)
+        results = pool.map(partial(run_episode, expert_config=configs[0], dbw_config=configs[1]),
+                           seeds, chunksize=1)
     print(json.dumps({"episodes": [asdict(r) for r in results], "summary": summarize(results)},
                      indent=1))
 

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu
 from tf2_msgs.msg import TFMessage
 
 from photon_msgs.msg import EpisodeStatus
-from photon_policy.node_runtime import ConfigError, declare_config, describe, run_node
+from photon_policy.node_runtime import create_wall_timer, declare_config, describe, run_node
 from photon_policy.seeds import parse_seeds
 from photon_policy.sim import messages
 from photon_policy.sim.carracing import DT, MAX_STEPS
@@ -103,10 +103,10 @@ class SimulatorNode(Node):
         self._last_progress = time.monotonic()
         self._started_at = time.monotonic()
         if self.lockstep:
-            self.create_timer(self.params.lockstep_resend, self._resend_if_stalled)
+            create_wall_timer(self, self.params.lockstep_resend, self._resend_if_stalled)
         else:
-            self.create_timer(1.0 / self.params.rate_hz, self._tick)
-        self.create_timer(1.0, self._publish_diagnostics)
+            create_wall_timer(self, 1.0 / self.params.rate_hz, self._tick)
+        create_wall_timer(self, 1.0, self._publish_diagnostics)
         self._start_episode()
         self.get_logger().info(
             f"{self.params.mode} simulation, seeds {self.params.seeds}, repeat={self.params.repeat}")

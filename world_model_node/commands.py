@@ -1,0 +1,88 @@
+"""`photon train world-model` and `photon eval world-model`.
+
+  photon train world-model --data DIR --out RUN [--config YAML] [--steps N] [--device auto]
+  torchrun --nproc_per_node=2 -m photon_policy.cli train world-model --data DIR --out RUN   # DDP
+  photon eval world-model [--ckpt RUN|FILE] --data DIR [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+
+def resolve_checkpoint(ckpt: Path | None) -> Path:
+    """A run directory means its best.pt; nothing means the shipped model."""
+    from world_model_node.shipped import default_checkpoint
+
+    if ckpt is None:
+        return default_checkpoint()
+    return ckpt / "best.pt" if ckpt.is_dir() else ckpt
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from world_model_node.model import WorldModelConfig
+    from world_model_node.train import TrainConfig
+
+    values = yaml.safe_load(args.config.read_text()) if args.config else {}
+    model_values = values.pop("model", {}) or {}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
+    config = TrainConfig(**values, model=WorldModelConfig(**model_values))
+    config.data_dir, config.out_dir = str(args.data), str(args.out)
+    for name in ("max_steps", "batch_size", "device", "seed"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from world_model_node.train import train
+
+    path = train(train_config_from_args(args))
+    print(f"[photon] world model checkpoint: {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from world_model_node.evaluate import evaluate
+    from world_model_node.train import load_episodes
+
+    ckpt = resolve_checkpoint(args.ckpt)
+    episodes = load_episodes(args.data)
+    out_dir = args.json.parent if args.json else None
+    report = evaluate(ckpt, episodes, out_dir=out_dir, latency_runs=args.latency_runs)
+    report["checkpoint"] = str(ckpt)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"[photon] wrote {args.json} and {out_dir / 'prediction_strip.png'}")
+    print(f"{'horizon s':>9} {'PSNR model':>10} {'copy-last':>9} {'zero-act':>8} {'SSIM model':>10} {'copy-last':>9}")
+    for i, h in enumerate(report["horizons_s"]):
+        p, s = report["psnr"], report["ssim"]
+        print(f"{h:9.2f} {p['model'][i]:10.2f} {p['copy_last'][i]:9.2f} {p['zero_action'][i]:8.2f} "
+              f"{s['model'][i]:10.3f} {s['copy_last'][i]:9.3f}")
+    print(f"counterfactual pass rate: {report['counterfactual_pass_rate']:.3f}")
+    return 0
+
+
+def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
+    wm = train_sub.add_parser("world-model", help="train the world model on recorded bags")
+    wm.add_argument("--data", type=Path, required=True, help="directory of bags (photon collect)")
+    wm.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, log.csv")
+    wm.add_argument("--config", type=Path, help="YAML of TrainConfig fields, with `model:` for the network")
+    wm.add_argument("--steps", dest="max_steps", type=int)
+    wm.add_argument("--batch-size", type=int)
+    wm.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    wm.add_argument("--seed", type=int)
+    wm.set_defaults(func=cmd_train)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", type=Path, help="checkpoint file or run directory (default: the shipped model)")
+    parser.add_argument("--data", type=Path, help="held-out bags to evaluate on")
+    parser.add_argument("--latency-runs", type=int, default=0, help="also time video_pred at batch 1")

@@ -1,0 +1,162 @@
+"""world_model_node: imagines the next 0.5 s of camera frames, for rviz and for the policy.
+
+Subscribes:
+  camera/image_raw        sensor_msgs/Image (rgb8/bgr8/mono8; other sizes are resampled)  sensor-data QoS
+  drive                   ackermann_msgs/AckermannDriveStamped: the command applied to the car
+Publishes:
+  world_model/prediction  sensor_msgs/Image rgb8 strip: a column per horizon step (0.1 s apart),
+                          a row per candidate (straight, full left, full right) or one row (held command)
+  world_model/state       photon_msgs/WorldModelState: the policy feature vector, stamp of the newest frame
+  /diagnostics            inference time p50/p99, dropped frames by reason, context resets
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ackermann_msgs.msg import AckermannDriveStamped
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from photon_msgs.msg import WorldModelState
+from photon_policy.images import decode_image
+from photon_policy.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
+from photon_policy.sim import messages
+from world_model_node.checkpoint import CheckpointError, load_model
+from world_model_node.predictor import StreamingPredictor, candidates, strip, to_model_frame
+from world_model_node.shipped import default_checkpoint
+
+
+@dataclass
+class WorldModelNodeParams:
+    checkpoint: str = describe("", "world-model checkpoint; empty = the one shipped with the package")
+    device: str = describe("cpu", "torch device: cpu, cuda, cuda:N")
+    threads: int = describe(2, "torch CPU threads")
+    rate_hz: float = describe(10.0, "predictions per second of camera time; 0 = on every camera frame")
+    show_candidates: bool = describe(True, "one row per candidate future (straight/left/right), else the held command")
+    max_steering_angle: float = describe(0.4, "rad, the steering of the left/right candidates")
+
+    def __post_init__(self) -> None:
+        if self.rate_hz < 0.0:
+            raise ValueError(f"rate_hz={self.rate_hz} must be >= 0")
+        if self.threads < 1:
+            raise ValueError(f"threads={self.threads} must be >= 1")
+        if not self.device.startswith(("cpu", "cuda")):
+            raise ValueError(f"device '{self.device}' is not cpu or cuda[:N]")
+
+
+class WorldModelNode(Node):
+    def __init__(self) -> None:
+        super().__init__("world_model")
+        self.params = p = declare_config(self, WorldModelNodeParams)
+        torch.set_num_threads(p.threads)
+        try:
+            path = p.checkpoint or str(default_checkpoint())
+            model, _ = load_model(path, map_location=p.device)
+        except (CheckpointError, FileNotFoundError) as exc:
+            raise ConfigError(f"checkpoint refused: {exc}") from exc
+        self.predictor = StreamingPredictor(model.to(p.device))
+        self.size = model.config.image_size
+        self.horizon = model.config.horizon_steps
+        self.drops: Counter[str] = Counter()
+        self.latencies: deque[float] = deque(maxlen=500)
+        self.predictions = 0
+        self._command = np.zeros(2, dtype=np.float32)
+        self._last_prediction_stamp: float | None = None
+
+        self.prediction_pub = self.create_publisher(Image, "world_model/prediction", QoSProfile(depth=2))
+        self.state_pub = self.create_publisher(WorldModelState, "world_model/state", QoSProfile(depth=10))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, QoSProfile(depth=10))
+        create_wall_timer(self, 1.0, self._publish_diagnostics)
+        self.get_logger().info(f"world model {path}: {self.horizon} steps of {model.config.model_dt} s, "
+                               f"{model.config.image_size} px, device {p.device}")
+
+    def _on_drive(self, msg: AckermannDriveStamped) -> None:
+        command = np.array([msg.drive.steering_angle, msg.drive.speed], dtype=np.float32)
+        if np.all(np.isfinite(command)):
+            self._command = command
+        else:
+            self.drops["nonfinite_command"] += 1
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            frame = decode_image(msg)
+        except ValueError as exc:
+            self._drop("malformed_image", str(exc))
+            return
+        if frame is None:
+            self._drop(f"encoding_{msg.encoding or 'empty'}", f"cannot convert encoding '{msg.encoding}'")
+            return
+        stamp = messages.seconds_from_stamp(msg.header.stamp)
+        started = time.perf_counter()
+        resets = self.predictor.resets
+        self.predictor.push(to_model_frame(frame, self.size), stamp, self._command)
+        if self.predictor.resets != resets:
+            self.get_logger().warning("gap in the camera stream: context reset", throttle_duration_sec=2.0)
+        if not self.predictor.ready or not self._prediction_due(stamp):
+            return
+        rows = self._future_actions()
+        predicted = self.predictor.predict(rows)
+        features = self.predictor.features()
+        elapsed = time.perf_counter() - started
+        self.latencies.append(elapsed)
+        self.predictions += 1
+        self._last_prediction_stamp = stamp
+        self.prediction_pub.publish(messages.image(strip(predicted), msg.header.stamp, msg.header.frame_id))
+        state = WorldModelState()
+        state.header = msg.header
+        state.latent = features.astype(np.float32).tolist()
+        state.latent_dim = len(features)
+        state.horizon_steps = self.horizon
+        state.step_dt = float(self.predictor.config.model_dt)
+        state.inference_time = float(elapsed)
+        self.state_pub.publish(state)
+
+    def _prediction_due(self, stamp: float) -> bool:
+        last = self._last_prediction_stamp
+        return self.params.rate_hz == 0.0 or last is None or stamp - last >= 0.999 / self.params.rate_hz
+
+    def _future_actions(self) -> np.ndarray:
+        speed = float(self._command[1])
+        if not self.params.show_candidates:
+            return np.tile(self._command, (1, self.horizon, 1))
+        return np.array([[[c.steering_angle, speed]] * self.horizon
+                         for c in candidates(self.params.max_steering_angle)], dtype=np.float32)
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] += 1
+        self.get_logger().warning(f"dropped camera frame: {detail}", throttle_duration_sec=2.0)
+
+    def _publish_diagnostics(self) -> None:
+        lat = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
+        self.drops["out_of_order"] = self.predictor.out_of_order
+        dropped = sum(self.drops.values())
+        values = {"predictions": self.predictions, "inference_ms_p50": f"{np.percentile(lat, 50):.1f}",
+                  "inference_ms_p99": f"{np.percentile(lat, 99):.1f}", "dropped_frames": dropped,
+                  "context_resets": self.predictor.resets, **{f"dropped_{k}": v for k, v in self.drops.items()}}
+        level = DiagnosticStatus.OK if dropped == 0 else DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: world model", hardware_id=self.params.device,
+                                  message="ok" if level == DiagnosticStatus.OK else f"{dropped} frames dropped",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def publish_safe_state(self) -> None:
+        """The world model commands nothing; its last word is its final diagnostics."""
+        self._publish_diagnostics()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(WorldModelNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The world model over a live camera stream, ROS-free: what world_model_node runs per frame.
+
+Camera frames arrive at the camera rate (50 Hz in simulation); the model steps
+every `model_dt` (0.1 s). Every frame contributes the command applied after it
+to the next model step's action (their mean, as in training: dataset.py), and
+the frame at each model-step boundary is folded into the carried state. A gap
+in the stream (a dropped frame or a stall) resets the context rather than
+predicting from a stale one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from world_model_node.model import State, WorldModel
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    steering_angle: float  # rad, held over the horizon; speed is the current command's
+
+
+def candidates(max_steering: float) -> tuple[Candidate, ...]:
+    """The futures the node shows side by side: straight, full left, full right."""
+    return (Candidate("straight", 0.0), Candidate("left", max_steering), Candidate("right", -max_steering))
+
+
+def to_model_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 of any size -> (size, size, 3) uint8, area-resampled when needed."""
+    if frame.shape[:2] == (size, size):
+        return frame
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=(size, size), mode="area" if frame.shape[0] >= size else "bilinear")
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class StreamingPredictor:
+    def __init__(self, model: WorldModel, gap_s: float | None = None) -> None:
+        self.model = model.eval()
+        self.config = model.config
+        self.device = next(model.parameters()).device
+        self.gap_s = gap_s if gap_s is not None else 2.5 * self.config.model_dt
+        self.resets = 0
+        self.out_of_order = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.state: State | None = None
+        self.observed = 0
+        self._last_frame_stamp: float | None = None
+        self._last_step_stamp: float | None = None
+        self._pending: list[np.ndarray] = []
+
+    @property
+    def ready(self) -> bool:
+        """Enough context observed to predict."""
+        return self.observed >= self.config.context_steps
+
+    def push(self, frame: np.ndarray, stamp: float, applied: np.ndarray) -> bool:
+        """One camera frame (model-size uint8 RGB), its stamp (s), and the command applied
+        since the previous frame. Returns True when the frame was folded into the state."""
+        if self._last_frame_stamp is not None:
+            dt = stamp - self._last_frame_stamp
+            if dt <= 0.0:
+                self.out_of_order += 1
+                return False
+            if dt > self.gap_s:
+                self.resets += 1
+                self.reset()
+            else:
+                self._pending.append(np.asarray(applied, dtype=np.float32))
+        self._last_frame_stamp = stamp
+        due = self._last_step_stamp is None or stamp - self._last_step_stamp >= 0.9 * self.config.model_dt
+        if not due:
+            return False
+        action = np.mean(self._pending, axis=0) if self._pending else np.zeros(2, dtype=np.float32)
+        self._pending.clear()
+        self._last_step_stamp = stamp
+        frames = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None, None].to(self.device)
+        actions = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None, None]
+        with torch.inference_mode():
+            self.state = self.model.observe(frames, actions, self.state)
+        self.observed += 1
+        return True
+
+    def predict(self, future_actions: np.ndarray) -> np.ndarray:
+        """(R, H, 2) rows of future commands -> (R, H, size, size, 3) uint8 predicted frames."""
+        if not self.ready:
+            raise RuntimeError(f"need {self.config.context_steps} observed steps, have {self.observed}")
+        actions = torch.as_tensor(future_actions, dtype=torch.float32, device=self.device)
+        rows = actions.shape[0]
+        s = self.state
+        batch = replace(s, feat=s.feat.expand(rows, *s.feat.shape[1:]), h=s.h.expand(rows, -1),
+                        anchor=s.anchor.expand(rows, *s.anchor.shape[1:]),
+                        motion=s.motion.expand(rows, -1, -1))
+        with torch.inference_mode():
+            frames = self.model.decode(self.model.imagine(batch, actions))
+        return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+
+    def features(self) -> np.ndarray:
+        """The policy's input vector from the current state (see WorldModel.policy_features)."""
+        with torch.inference_mode():
+            return self.model.policy_features(self.state)[0].cpu().numpy()
+
+
+def strip(predictions: np.ndarray) -> np.ndarray:
+    """(R, H, s, s, 3) -> one (R*s, H*s, 3) image: a row per candidate, a column per horizon step."""
+    r, h, s, _, c = predictions.shape
+    return predictions.transpose(0, 2, 1, 3, 4).reshape(r * s, h * s, c)
