@@ -34,6 +34,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+CHANGED_PIXEL = 0.01
+"""Mean absolute change (0..1) above which a pixel counts as moving for the ego-motion loss."""
+
+
 @dataclass
 class WorldModelConfig:
     image_size: int = 96
@@ -304,9 +308,10 @@ class WorldModel(nn.Module):
         loss = prediction MSE of the composited frames, mean over the horizon
              + gen  * MSE of the latent-only decodings of the same predictions
              + rec  * reconstruction MSE of the context frames from their latents
-             + warp * L1 between the warped last frame and the truth where the warp lands
-                      (a photometric ego-motion loss: it teaches the motion head directly,
-                      whatever the compositing prefers)
+             + warp * L1 between the warped last frame and the truth, over pixels that the
+                      warp lands inside and that changed since the last frame (a photometric
+                      ego-motion loss: it teaches the motion head directly, whatever the
+                      compositing prefers)
              + lat  * MSE between imagined latent maps and the encoder's, relative to the
                       latents' variance (target detached; keeps imagined features usable
                       where observed ones are expected).
@@ -328,8 +333,12 @@ class WorldModel(nn.Module):
         loss = pred_mse.mean() + w["gen"] * gen_mse + w["rec"] * rec_mse + w["lat"] * lat
         metrics = {}
         if "warped" in parts:
-            valid = parts["valid"]
-            warp_l1 = ((parts["warped"] - target).abs() * valid).sum() / (3 * valid.sum()).clamp_min(1.0)
+            # Only pixels that changed since the anchor frame count: what is fixed to the camera
+            # (the car, a HUD) would otherwise pin the motion at zero.
+            anchor = x[:, k - 1:k]
+            changed = ((target - anchor).abs().mean(dim=2, keepdim=True) > CHANGED_PIXEL).to(x)
+            mask = parts["valid"] * changed
+            warp_l1 = ((parts["warped"] - target).abs() * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
             loss = loss + w["warp"] * warp_l1
             metrics["warp_l1"] = warp_l1.item()
         with torch.no_grad():

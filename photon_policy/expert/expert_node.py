@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -110,6 +111,7 @@ class ExpertNode(Node):
         stop = AckermannDriveStamped()
         stop.header.stamp = self.get_clock().now().to_msg()
         self.drive_pub.publish(stop)
+        self.drive_pub.wait_for_all_acked(Duration(seconds=1.0))  # delivered before the process ends
 
 
 def main(args: list[str] | None = None) -> int:

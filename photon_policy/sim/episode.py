@@ -15,6 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from multiprocessing import Pool
+from typing import Callable
+
+import numpy as np
 
 from photon_policy.config_files import config_from_file
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
@@ -33,25 +36,52 @@ class EpisodeResult:
     wall_time_s: float
 
 
-def run_episode(seed: int, expert_config: ExpertConfig | None = None,
-                dbw_config: DriveByWireConfig | None = None) -> EpisodeResult:
-    """Drive one CarRacing-v3 episode with the expert, through drive-by-wire."""
-    start = time.perf_counter()
+def _drive(seed: int, expert_config: ExpertConfig | None, dbw_config: DriveByWireConfig | None,
+           on_step: Callable[[np.ndarray, float, float], None] | None = None):
+    """Drive one episode with the expert through drive-by-wire; on_step(frame, steering,
+    speed) sees each camera frame with the command applied after it. Returns the last StepResult."""
     vehicle = CarRacingVehicle()
     try:
-        vehicle.reset(seed)
+        frame = vehicle.reset(seed)
         expert = ExpertDriver(expert_config, vehicle.track_centerline(), vehicle.track_width)
         dbw = DriveByWire(dbw_config)
         while True:
             state = vehicle.state()
             steering, speed = expert.act(state)
+            if on_step is not None:
+                on_step(frame, steering, speed)
             result = vehicle.step(dbw.command_to_action(steering, speed, state.speed, DT))
+            frame = result.frame
             if result.terminated or result.truncated:
-                break
+                return result
     finally:
         vehicle.close()
+
+
+def run_episode(seed: int, expert_config: ExpertConfig | None = None,
+                dbw_config: DriveByWireConfig | None = None) -> EpisodeResult:
+    """Drive one CarRacing-v3 episode with the expert, through drive-by-wire."""
+    start = time.perf_counter()
+    result = _drive(seed, expert_config, dbw_config)
     return EpisodeResult(seed, result.score, result.step, result.reason,
                          time.perf_counter() - start)
+
+
+def drive_frames(seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Camera frames (N, H, W, 3) uint8 and the commands applied after them (N, 2) float32
+    [steering rad, speed m/s] from expert drives with the shipped configs, seed after seed
+    until `steps` frames are gathered: frames for benchmarks without recorded bags."""
+    frames, commands = [], []
+
+    def keep(frame: np.ndarray, steering: float, speed: float) -> None:
+        if len(frames) < steps:
+            frames.append(frame)
+            commands.append((steering, speed))
+
+    while len(frames) < steps:
+        _drive(seed, *shipped_configs(), on_step=keep)
+        seed += 1
+    return np.stack(frames), np.asarray(commands, dtype=np.float32)
 
 
 def shipped_configs() -> tuple[ExpertConfig, DriveByWireConfig]:

@@ -152,6 +152,8 @@ class SimulatorNode(Node):
     def _start_episode(self) -> None:
         if not self.session.start_next_episode():
             self.get_logger().info("last seed done; shutting down")
+            # Reliable delivery needs the writer alive until readers acknowledge the final status.
+            self.status_pub.wait_for_all_acked(Duration(seconds=2.0))
             self.finished = True
             return
         stamp = self._stamp()
@@ -213,6 +215,7 @@ class SimulatorNode(Node):
             status.done = True
             status.reason = "shutdown"
             self.status_pub.publish(status)
+            self.status_pub.wait_for_all_acked(Duration(seconds=1.0))
 
 
 def main(args: list[str] | None = None) -> int:
