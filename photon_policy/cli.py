@@ -1,17 +1,21 @@
 """`photon`: run profiles, evaluate drivers, and the demo.
 
   photon up <profile> [--set node.param=value ...] [--dry-run]
-  photon eval --driver expert|policy --seeds 0-99 [--json out.json]
+  photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--json out.json]
   photon demo
   photon record --out DIR [--topics ...]
   photon collect --episodes N [--noise X] --out DIR
+  photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger: the expert labels
   photon train world-model --data DIR --out RUN
+  photon train policy --world-model RUN --data DIR [--data DIR2 ...] --out RUN [--scratch]
   photon eval world-model [--ckpt RUN] --data DIR [--json out.json]
+  photon export [--ckpt RUN] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ import yaml
 from photon_policy.bags.commands import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, profile_names
 from photon_policy.seeds import parse_seeds
+from policy_node.commands import add_export_command
+from policy_node.commands import add_train_commands as add_policy_train_commands
 from world_model_node.commands import add_eval_arguments as add_world_model_eval_arguments
 from world_model_node.commands import add_train_commands as add_world_model_train_commands
 
@@ -73,8 +79,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from photon_policy.evaluation import evaluate
 
     seeds = parse_seeds(args.seeds)
+    checkpoint = None
+    if args.ckpt is not None:
+        from policy_node.commands import resolve_checkpoint
+        checkpoint = resolve_checkpoint(args.ckpt)
     report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=_parse_sets(args.set),
-                      log_dir=args.log_dir, progress=not args.quiet)
+                      log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint)
     if args.json:
         report.write(args.json)
         print(f"[photon] wrote {args.json} and {args.json.with_suffix('.png')}")
@@ -123,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     add_world_model_train_commands(train)
+    add_policy_train_commands(train)
+    add_export_command(sub)
 
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")
     demo.add_argument("--seed", type=int, default=0)
@@ -133,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+    # SIG_IGN: `photon up ... &` would then ignore the Ctrl-C (SIGINT) meant to stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

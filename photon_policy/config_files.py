@@ -14,6 +14,15 @@ import yaml
 ConfigT = TypeVar("ConfigT")
 
 
+def describe(default: Any, description: str, **kwargs: Any) -> Any:
+    """A dataclass field whose description becomes the ROS parameter's description
+    (photon_policy.node_runtime.declare_config); usable in ROS-free cores."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata={"description": description}, **kwargs)
+    return dataclasses.field(default=default, metadata={"description": description}, **kwargs)
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():

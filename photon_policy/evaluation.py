@@ -116,12 +116,17 @@ class EvaluationError(RuntimeError):
 
 def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
              overrides: dict[str, dict[str, Any]] | None = None, log_dir: Path | None = None,
-             stall_timeout_s: float = 60.0, progress: bool = True) -> EvalReport:
-    """Run `seeds` in lockstep through the driver's profile and collect the scores."""
+             stall_timeout_s: float = 60.0, progress: bool = True, checkpoint: str | Path | None = None) -> EvalReport:
+    """Run `seeds` in lockstep through the driver's profile and collect the scores.
+    `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy)."""
     if driver not in DRIVER_PROFILES:
         raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
     profile = load_profile(DRIVER_PROFILES[driver])
     node_overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    if checkpoint is not None:
+        if driver != "policy":
+            raise ValueError(f"a checkpoint is for the policy driver; the {driver} driver has none")
+        node_overrides.setdefault("policy", {})["checkpoint"] = str(checkpoint)
     node_overrides.setdefault("simulator", {}).update(
         mode="lockstep", seeds=",".join(map(str, seeds)), repeat=False, max_steps=max_steps)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-eval-"))

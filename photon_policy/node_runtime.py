@@ -3,37 +3,36 @@ and a `main` that publishes the node's safe state on Ctrl-C/SIGTERM.
 
 rclpy (since Humble) shuts the context down on SIGINT before `finally` blocks
 run, so a stop command published there is silently lost. We therefore
-initialise with `SignalHandlerOptions.NO`, turn SIGINT/SIGTERM into
-`KeyboardInterrupt`, publish the safe state while the context is still alive,
-and only then shut down.
+initialise with `SignalHandlerOptions.NO`, let SIGINT/SIGTERM end the spin loop
+between callbacks, publish the safe state while the context is still alive, and
+only then shut down. The signal only sets a flag: raised as KeyboardInterrupt
+inside a callback, it can surface as some other error (rclpy's C++ message
+conversion turns it into a RuntimeError) and lose the safe state. A second
+signal raises KeyboardInterrupt at once.
 """
 from __future__ import annotations
 
 import dataclasses
 import signal
 import sys
+import time
 from typing import Any, Callable, Protocol, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+from photon_policy.config_files import describe  # noqa: F401  (re-exported: nodes import it from here)
 
 ConfigT = TypeVar("ConfigT")
 
 
 class ConfigError(ValueError):
     """A parameter value a node cannot run with; the message names it."""
-
-
-def describe(default: Any, description: str, **kwargs: Any) -> Any:
-    """A dataclass field whose description becomes the ROS parameter's description."""
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default),
-                                 metadata={"description": description}, **kwargs)
-    return dataclasses.field(default=default, metadata={"description": description}, **kwargs)
 
 
 def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> ConfigT:
@@ -67,18 +66,44 @@ def create_wall_timer(node: Node, period_s: float, callback: Callable[[], None])
     return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
+def publish_delivered(node: Node, publisher: Any, msg: Any, timeout_s: float = 1.0) -> None:
+    """Publish `msg` and wait until every subscriber has it (a node's last word before exiting).
+
+    A reliable writer only delivers to readers it has matched, and wait_for_all_acked only
+    waits for those: a subscriber that DDS has not matched yet, or that this process has not
+    even discovered yet (discovery is not symmetric: the other side may already list this
+    publisher), would miss a stop published at once. So first wait, up to timeout_s, until
+    the writer has matched every subscription the graph lists, and at least one."""
+    deadline = time.monotonic() + timeout_s
+    while (publisher.get_subscription_count() < max(node.count_subscribers(publisher.topic_name), 1)
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    publisher.publish(msg)
+    publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.1)))
+
+
 class SafeStateNode(Protocol):
     def publish_safe_state(self) -> None: ...
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _StopRequest:
+    """Signal handler: the first SIGINT/SIGTERM asks the spin loop to end, a second interrupts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
 
 
 def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Spin a node until Ctrl-C, SIGTERM or the node sets `finished`; returns an exit code."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    stop = _StopRequest()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     node = None
     code = 0
     try:
@@ -86,7 +111,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         # A node ends itself (e.g. the simulator after its last episode) by setting `finished`.
-        while rclpy.ok() and not getattr(node, "finished", False):
+        while rclpy.ok() and not stop.requested and not getattr(node, "finished", False):
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -21,3 +21,11 @@ def share_dir() -> Path:
 
 def config_dir() -> Path:
     return share_dir() / "config"
+
+
+def shipped_model(filename: str, what: str) -> Path:
+    """A checkpoint shipped in models/ (made by the command in README.md); FileNotFoundError naming it."""
+    path = share_dir() / "models" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped {what} at {path}: train one (see README) or pass a checkpoint")
+    return path

@@ -71,6 +71,14 @@ class WorldModelConfig:
     ground_aspect: float = 0.8
     """Initial ground height/width ratio seen in one frame (CarRacing squashes its 1000x800
     render into 96x96: 0.8); learned from there. Makes the warp's rotations rigid on the ground."""
+    view_width_m: float = 61.7
+    """Ground width one frame shows, m (CarRacing renders 1000 px at ZOOM 2.7 * SCALE 6 px/m):
+    with model_dt and wheelbase_m it sets the kinematic motion prior's initial gains."""
+    wheelbase_m: float = 3.24
+    """Axle to axle, m (CarRacing's car)."""
+    lateral_grip: float = 200.0
+    """Lateral acceleration the tyres hold, m/s^2: caps the prior's yaw rate at grip / speed
+    (at speed, full lock turns the car by ~9 degrees in 0.1 s, not the kinematic ~35)."""
     pivot_y: float = 0.5
     """Where the car sits in normalised image coordinates (y down, -1 top, +1 bottom):
     the point the predicted ground motion rotates about (only its parametrisation)."""
@@ -144,6 +152,22 @@ class WorldModel(nn.Module):
         self.motion_head = nn.Sequential(nn.Linear(c.hidden + c.action_dim, 64), nn.SiLU(), nn.Linear(64, 3))
         nn.init.zeros_(self.motion_head[-1].weight)  # start from "nothing moves"
         nn.init.zeros_(self.motion_head[-1].bias)
+        # Ackermann kinematics as a prior the learned head corrects: over one step the car turns
+        # by ~ speed * tan(steering) / wheelbase * dt and moves forward by ~ speed * dt, so yaw is
+        # bilinear in the command and the forward shift linear in its speed. Two learned gains
+        # (image units per normalised command) tie the motion to the actions, where a free head
+        # would read it off the context frames and ignore the commands.
+        # Initialised from the kinematics, in the warp's ground units (half the view width):
+        # yaw per step at full lock and full speed, then forward shift per step at full speed
+        # (signs checked against recorded frames: warping with them beats the identity).
+        # Starting there matters: a photometric loss only has gradients within a pixel or so
+        # of the true motion, which at speed is ~17 px per step.
+        # Third: the grip limit's yaw per step at full speed.
+        half_width = c.view_width_m / 2
+        self.command_motion_gain = nn.Parameter(torch.tensor([
+            c.speed_scale * math.tan(c.steering_scale) / c.wheelbase_m * c.model_dt,
+            c.speed_scale * c.model_dt / half_width,
+            c.lateral_grip / c.speed_scale * c.model_dt]))
         self.log_aspect = nn.Parameter(torch.tensor(math.log(c.ground_aspect)))
         self.h_to_map = nn.Linear(c.hidden, 8)
         r = c.refine_channels
@@ -234,6 +258,14 @@ class WorldModel(nn.Module):
                             align_corners=False)
         return out[:, :-1], out[:, -1:]
 
+    def _command_motion(self, a: torch.Tensor) -> torch.Tensor:
+        """(B, 2) normalised [steering, speed] -> (B, 3) [yaw, x shift, y shift] kinematic prior."""
+        steering, speed = a.unbind(-1)
+        kinematic_yaw, forward, grip_yaw = self.command_motion_gain.unbind()
+        max_yaw = grip_yaw.abs() / speed.abs().clamp_min(0.05)
+        yaw = max_yaw * torch.tanh(kinematic_yaw * steering * speed / max_yaw)
+        return torch.stack([yaw, torch.zeros_like(yaw), forward * speed], -1)
+
     def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         return actions / self.action_scale
 
@@ -242,7 +274,7 @@ class WorldModel(nn.Module):
         a = self.normalize_actions(action)
         e = self.summary(state.feat.flatten(1))
         h = self.gru(torch.cat([e, self.action_mlp(a)], -1), state.h)
-        m = self._motion_matrix(self.motion_head(torch.cat([h, a], -1)))
+        m = self._motion_matrix(self.motion_head(torch.cat([h, a], -1)) + self._command_motion(a))
         warped, valid = self._warp(state.feat, m)
         b, _, s, _ = warped.shape
         extra = torch.cat([valid, self.coords.expand(b, 2, s, s),
@@ -308,10 +340,9 @@ class WorldModel(nn.Module):
         loss = prediction MSE of the composited frames, mean over the horizon
              + gen  * MSE of the latent-only decodings of the same predictions
              + rec  * reconstruction MSE of the context frames from their latents
-             + warp * L1 between the warped last frame and the truth, over pixels that the
-                      warp lands inside and that changed since the last frame (a photometric
-                      ego-motion loss: it teaches the motion head directly, whatever the
-                      compositing prefers)
+             + warp * L1 between the warped last frame and the truth, over the pixels that
+                      changed since the last frame (a photometric ego-motion loss: it teaches
+                      the motion head directly, whatever the compositing prefers)
              + lat  * MSE between imagined latent maps and the encoder's, relative to the
                       latents' variance (target detached; keeps imagined features usable
                       where observed ones are expected).
@@ -334,11 +365,12 @@ class WorldModel(nn.Module):
         metrics = {}
         if "warped" in parts:
             # Only pixels that changed since the anchor frame count: what is fixed to the camera
-            # (the car, a HUD) would otherwise pin the motion at zero.
+            # (the car, a HUD) would otherwise pin the motion at zero. Pixels the warp leaves
+            # empty (black) count too: normalised by the valid ones alone, the loss could be
+            # escaped by warping the whole frame out of view.
             anchor = x[:, k - 1:k]
             changed = ((target - anchor).abs().mean(dim=2, keepdim=True) > CHANGED_PIXEL).to(x)
-            mask = parts["valid"] * changed
-            warp_l1 = ((parts["warped"] - target).abs() * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
+            warp_l1 = ((parts["warped"] - target).abs() * changed).sum() / (3 * changed.sum()).clamp_min(1.0)
             loss = loss + w["warp"] * warp_l1
             metrics["warp_l1"] = warp_l1.item()
         with torch.no_grad():

@@ -24,11 +24,10 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
-from photon_policy.images import decode_image
 from photon_policy.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
 from photon_policy.sim import messages
 from world_model_node.checkpoint import CheckpointError, load_model
-from world_model_node.predictor import StreamingPredictor, candidates, strip, to_model_frame
+from world_model_node.predictor import DroppedFrame, StreamingPredictor, candidates, model_frame, strip
 from world_model_node.shipped import default_checkpoint
 
 
@@ -87,17 +86,14 @@ class WorldModelNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         try:
-            frame = decode_image(msg)
-        except ValueError as exc:
-            self._drop("malformed_image", str(exc))
-            return
-        if frame is None:
-            self._drop(f"encoding_{msg.encoding or 'empty'}", f"cannot convert encoding '{msg.encoding}'")
+            frame = model_frame(msg, self.size)
+        except DroppedFrame as exc:
+            self._drop(exc.reason, str(exc))
             return
         stamp = messages.seconds_from_stamp(msg.header.stamp)
         started = time.perf_counter()
         resets = self.predictor.resets
-        self.predictor.push(to_model_frame(frame, self.size), stamp, self._command)
+        self.predictor.push(frame, stamp, self._command)
         if self.predictor.resets != resets:
             self.get_logger().warning("gap in the camera stream: context reset", throttle_duration_sec=2.0)
         if not self.predictor.ready or not self._prediction_due(stamp):

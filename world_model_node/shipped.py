@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from photon_policy.paths import share_dir
+from photon_policy.paths import shipped_model
 
 CHECKPOINT_NAME = "world_model.pt"
 
 
 def default_checkpoint() -> Path:
-    path = share_dir() / "models" / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no shipped world model at {path}: train one (see README) or pass a checkpoint")
-    return path
+    return shipped_model(CHECKPOINT_NAME, "world model")

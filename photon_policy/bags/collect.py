@@ -1,12 +1,19 @@
-"""Collect training data: one bag per simulated expert episode, recorded through the ROS loop.
+"""Collect training data: one bag per simulated episode, recorded through the ROS loop.
 
-For each seed the recorder node and the `sim` profile run one episode in lockstep
-(the expert with steering noise seeded by the episode's seed). The episode starts only
-once the recorder hears every publisher (see collect_episode), and the simulator and
-expert run at a lower CPU priority than the recorder (PRODUCER_NICENESS). When the
-simulator exits after its episode, the recorder is stopped with SIGINT (it drains and
-closes the bag) and the bag is checked: every frame the episode produced, each with its
-command and odometry (BagCheck).
+For each seed the recorder node and a driving profile run one episode in lockstep. The
+episode starts only once the recorder hears every publisher (see collect_episode), and
+the simulator and drivers run at a lower CPU priority than the recorder
+(PRODUCER_NICENESS). When the simulator exits after its episode, the recorder is stopped
+with SIGINT (it drains and closes the bag) and the bag is checked: every frame the
+episode produced, each with its command, label and odometry (BagCheck).
+
+Who drives (collection_wiring):
+  expert, no noise   the `sim` profile: the expert's /teleop drives the car and is the label
+  expert, noise > 0  DART: the expert executes its noisy command on /drive (the simulator
+                     drives from /drive) and publishes its clean command on /teleop, so the
+                     bag holds /drive as the applied command and /teleop as clean labels
+  policy             DAgger: the `sim-dagger` profile: the policy drives on /drive and the
+                     expert labels every frame on /teleop
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import numpy as np
 import rclpy
 import rclpy.executors
 import rclpy.signals
+from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Path as PathMsg
 from rclpy.node import Node
@@ -38,9 +46,13 @@ PROFILE = "sim"
 CAMERA_TOPIC = "/camera/image_raw"
 TRACK_GATE = "/collect/track"
 """The expert's track input during collection; see collect_episode."""
+DRIVE_GATE = "/collect/drive"
+"""The simulator's drive input when the policy drives during collection; see collect_episode."""
 LOOP_TOPICS = ["/camera/image_raw", "/camera/camera_info", "/imu", "/odom", "/tf", "/clock", "/sim/episode",
                "/teleop"]
-"""Topics published once per frame: the recorder must hear each one's publisher before the episode starts."""
+"""Topics published once per frame: the recorder must hear each one's publisher before the episode starts
+(and the command topic, when it is not /teleop)."""
+DRIVERS = ("expert", "policy")
 PRODUCER_NICENESS = 5
 """The simulator and the expert run this much nicer than the recorder. Lockstep runs as fast as they
 can, and nothing in the loop waits for the recorder: when the CPU is short, the recorder must be the
@@ -69,7 +81,7 @@ def recorder_profile(output: Path, topics: list[str] | None = None, storage: str
 @dataclass(frozen=True)
 class BagCheck:
     """A collected bag against its episode: every frame (steps + the reset frame), each with the
-    expert's command and the odometry stamped exactly at that frame."""
+    applied command, the label and the odometry stamped exactly at that frame."""
     path: Path
     seed: int | None
     steps: int
@@ -78,6 +90,7 @@ class BagCheck:
     expected: int
     without_command: int = 0
     without_odom: int = 0
+    without_label: int = 0
 
     @property
     def dropped(self) -> int:
@@ -86,20 +99,67 @@ class BagCheck:
 
     @property
     def complete(self) -> bool:
-        return self.dropped == 0 and self.without_command == 0 and self.without_odom == 0
+        return self.dropped == 0 and self.without_command == 0 and self.without_odom == 0 \
+            and self.without_label == 0
 
     def summary(self) -> str:
         problems = [f"{n} {what}" for n, what in ((self.dropped, "frames DROPPED"),
                                                   (self.without_command, "frames without their command"),
+                                                  (self.without_label, "frames without their label"),
                                                   (self.without_odom, "frames without their odometry")) if n]
         return (f"{self.path.name}: seed {self.seed}, {self.steps} steps ({self.reason}), "
                 f"{self.frames}/{self.expected} frames" + (f"; {', '.join(problems)}" if problems else ""))
 
 
-class _Monitor(Node):
-    """Collect's own node: the episode's final status, the recorder's diagnostics, and the track gate."""
+@dataclass(frozen=True)
+class Wiring:
+    """What a collection runs: the profile (with collection's gates) and its topics."""
+    profile: Profile
+    command_topic: str
+    """The command the simulator executes (recorded as the applied command)."""
+    overrides: dict[str, dict[str, Any]]
+    """Node parameters for every episode."""
+    label_topic: str = "/teleop"
+    gate_drive: bool = False
+    """The simulator reads DRIVE_GATE, which collect feeds from /drive once the episode may start."""
 
-    def __init__(self, context: rclpy.Context) -> None:
+
+def collection_wiring(driver: str = "expert", noise_std: float = 0.0, checkpoint: str | None = None) -> Wiring:
+    """The profile and topics of a collection (see the module docstring)."""
+    if driver not in DRIVERS:
+        raise ValueError(f"unknown driver '{driver}'; choose from {', '.join(DRIVERS)}")
+    if driver == "policy":
+        if noise_std > 0.0:
+            raise ValueError("steering noise is the expert's; the policy drives without it")
+        overrides = {"policy": {"checkpoint": str(checkpoint)}} if checkpoint else {}
+        return Wiring(_remapped(load_profile("sim-dagger"), simulator={"drive": DRIVE_GATE}),
+                      "/drive", overrides, gate_drive=True)
+    if checkpoint:
+        raise ValueError("a checkpoint is for --driver policy")
+    profile = load_profile(PROFILE)
+    if noise_std == 0.0:
+        return Wiring(_remapped(profile), "/teleop", {})
+    # DART: the simulator executes /drive (its default input), the expert's noisy command.
+    sim = profile.node("simulator")
+    profile = replace(profile, nodes=tuple(
+        replace(spec, remappings=tuple(r for r in sim.remappings if r[0] != "drive")) if spec is sim else spec
+        for spec in profile.nodes))
+    return Wiring(_remapped(profile), "/drive", {"expert": {"label_topic_clean": True}})
+
+
+def _remapped(profile: Profile, **remaps: dict[str, str]) -> Profile:
+    """The profile with the expert's track input moved to TRACK_GATE and `remaps` per node put first
+    (ROS applies the first rule that matches)."""
+    remaps.setdefault("expert", {})["sim/track"] = TRACK_GATE
+    return replace(profile, nodes=tuple(
+        replace(spec, remappings=(*remaps.get(spec.name, {}).items(), *spec.remappings)) for spec in profile.nodes))
+
+
+class _Monitor(Node):
+    """Collect's own node: the episode's final status, the recorder's diagnostics, the track gate and,
+    when the policy drives, the drive gate."""
+
+    def __init__(self, context: rclpy.Context, gate_drive: bool = False) -> None:
         super().__init__("photon_collect_monitor", context=context)
         self.final: EpisodeStatus | None = None
         self.last_status_at: float | None = None
@@ -110,6 +170,25 @@ class _Monitor(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
         self.create_subscription(PathMsg, "/sim/track", self._on_track, LATCHED)
         self.gate = self.create_publisher(PathMsg, TRACK_GATE, LATCHED)
+        self.drive_open = False
+        self._drive: AckermannDriveStamped | None = None
+        if gate_drive:
+            self.drive_gate = self.create_publisher(AckermannDriveStamped, DRIVE_GATE, QoSProfile(depth=10))
+            self.create_subscription(AckermannDriveStamped, "/drive", self._on_drive, QoSProfile(depth=10))
+
+    def open_gates(self) -> None:
+        """Let the episode run: the expert gets its track, the simulator the policy's commands
+        (starting with its answer to the frame the simulator holds)."""
+        self.gate.publish(self.track)
+        if hasattr(self, "drive_gate"):
+            self.drive_open = True
+            if self._drive is not None:
+                self.drive_gate.publish(self._drive)
+
+    def _on_drive(self, msg: AckermannDriveStamped) -> None:
+        self._drive = msg
+        if self.drive_open:
+            self.drive_gate.publish(msg)
 
     def _on_status(self, msg: EpisodeStatus) -> None:
         self.last_status_at = time.monotonic()
@@ -129,16 +208,18 @@ class _Monitor(Node):
         return [t for t in topics if int(self.recorder.get(f"{t} publishers", "0")) < 1]
 
 
-def check_bag(path: Path, final: EpisodeStatus | None = None) -> BagCheck:
+def check_bag(path: Path, final: EpisodeStatus | None = None, command_topic: str = "/teleop",
+              label_topic: str = "/teleop") -> BagCheck:
     """Read a collected bag back; `final` (the episode's last status, if seen live) sets the expectation."""
     [episode] = read_episodes(path, camera_topic=CAMERA_TOPIC)
     steps = int(final.step) if final is not None else episode.final_step
     reason = final.reason if final is not None else episode.final_reason
     frames = set(np.round(episode.arrays.stamps * 1e9).astype(np.int64).tolist())
-    stamped = _header_stamps(path, {"/teleop": DRIVE, "/odom": ODOM})
+    stamped = _header_stamps(path, {command_topic: DRIVE, label_topic: DRIVE, "/odom": ODOM})
     return BagCheck(path=path, seed=episode.arrays.seed, steps=steps, reason=reason,
                     frames=len(frames), expected=steps + 1,
-                    without_command=len(frames - stamped["/teleop"]), without_odom=len(frames - stamped["/odom"]))
+                    without_command=len(frames - stamped[command_topic]), without_odom=len(frames - stamped["/odom"]),
+                    without_label=len(frames - stamped[label_topic]))
 
 
 def _header_stamps(path: Path, topics: dict[str, str]) -> dict[str, set[int]]:
@@ -153,25 +234,32 @@ def _header_stamps(path: Path, topics: dict[str, str]) -> dict[str, set[int]]:
 
 def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 1000,
                     log_dir: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
-                    stall_timeout_s: float = 60.0, ready_timeout_s: float = 60.0) -> BagCheck:
-    """Record one lockstep episode of the expert on `seed` into the bag `path`.
+                    stall_timeout_s: float = 60.0, ready_timeout_s: float = 60.0,
+                    wiring: Wiring | None = None) -> BagCheck:
+    """Record one lockstep episode on `seed` into the bag `path` (default wiring: the expert's,
+    for `noise_std`).
 
     Nothing may run before the recorder hears every publisher, yet DDS discovery between
     processes takes anywhere from milliseconds to seconds (the next periodic announcement).
     So the expert reads its track from TRACK_GATE instead of sim/track, and does not drive
-    without one: the lockstep simulator holds its first frame (re-sending it) until we
-    pass the simulator's track on, once the recorder reports a matched publisher on every
-    topic of the loop. Holding frame 0 changes nothing in a lockstep episode.
+    without one, and when the policy drives, the simulator reads its commands from
+    DRIVE_GATE, which we feed from /drive: the lockstep simulator holds its first frame
+    (re-sending it) until we open the gates, once the recorder reports a matched publisher
+    on every topic of the loop. Holding frame 0 changes nothing in a lockstep episode.
     """
     check_output_dir(path)
+    wiring = wiring or collection_wiring("expert", noise_std)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
-    node_overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    node_overrides = {k: dict(v) for k, v in wiring.overrides.items()}
+    for node, values in (overrides or {}).items():
+        node_overrides.setdefault(node, {}).update(values)
     node_overrides.setdefault("simulator", {}).update(mode="lockstep", seeds=str(seed), repeat=False,
                                                       max_steps=max_steps)
     node_overrides.setdefault("expert", {}).update(steering_noise_std=float(noise_std), noise_seed=seed)
+    loop_topics = list(dict.fromkeys([*LOOP_TOPICS, wiring.command_topic, wiring.label_topic]))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     recorder = ProfileProcesses(recorder_profile(path), log_dir=log_dir)
-    sim = ProfileProcesses(gated_profile(), node_overrides, log_dir=log_dir)
+    sim = ProfileProcesses(wiring.profile, node_overrides, log_dir=log_dir)
     [simulator] = [n for n in sim.nodes if n.name == "simulator"]
 
     context = rclpy.Context()
@@ -183,18 +271,18 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
             _failed(processes, log_dir)
 
     try:
-        monitor = _Monitor(context)
+        monitor = _Monitor(context, wiring.gate_drive)
         executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(monitor)
         recorder.start()
         sim.start()
         for node in sim.nodes:
             _lower_priority(node.process.pid, PRODUCER_NICENESS)
-        _spin_until(executor, lambda: monitor.track is not None and not monitor.unmatched(LOOP_TOPICS),
+        _spin_until(executor, lambda: monitor.track is not None and not monitor.unmatched(loop_topics),
                     ready_timeout_s, "the recorder to hear every publisher", healthy,
-                    lambda: f"; unmatched: {', '.join(monitor.unmatched(LOOP_TOPICS)) or 'none'}, "
+                    lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics)) or 'none'}, "
                             f"track {'received' if monitor.track else 'missing'} (logs in {log_dir})")
-        monitor.gate.publish(monitor.track)
+        monitor.open_gates()
         started = time.monotonic()
 
         def running() -> None:
@@ -221,24 +309,19 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
         rclpy.try_shutdown(context=context)
     if monitor.final is None:
         raise CollectError(f"seed {seed}: the simulator exited without a final episode status (logs in {log_dir})")
-    return check_bag(path, monitor.final)
-
-
-def gated_profile() -> Profile:
-    """The `sim` profile with the expert's track input moved to TRACK_GATE."""
-    profile = load_profile(PROFILE)
-    nodes = tuple(replace(spec, remappings=(("sim/track", TRACK_GATE), *spec.remappings))
-                  if spec.name == "expert" else spec for spec in profile.nodes)
-    return replace(profile, nodes=nodes)
+    return check_bag(path, monitor.final, wiring.command_topic, wiring.label_topic)
 
 
 def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: int = 1000,
-            progress: bool = True, prefix: str = "ep_", log_dir: Path | None = None) -> list[Path]:
+            progress: bool = True, prefix: str = "ep_", log_dir: Path | None = None,
+            driver: str = "expert", checkpoint: str | None = None) -> list[Path]:
     """One bag per seed under `out_dir` (named by `bag_name`); returns their paths in seed order.
+    `driver` policy: the policy (`checkpoint`, default the shipped one) drives, the expert labels.
 
     Fails before running anything if one of the bags already exists. Frames dropped
     by the recorder are reported per bag (they also show as segments when read).
     """
+    wiring = collection_wiring(driver, noise_std, checkpoint)
     out_dir = Path(out_dir)
     paths = [out_dir / bag_name(seed, noise_std, prefix) for seed in seeds]
     existing = [p for p in paths if p.exists()]
@@ -249,7 +332,7 @@ def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: 
     bar = _progress_bar(len(seeds)) if progress else None
     try:
         for seed, path in zip(seeds, paths):
-            check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name)
+            check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name, wiring=wiring)
             report = bar.write if bar is not None else print
             if not check.complete or progress:
                 report(f"[photon] {check.summary()}")

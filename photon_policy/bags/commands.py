@@ -2,6 +2,7 @@
 
   photon record --out DIR [--topics T ...] [--storage mcap|sqlite3]
   photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N]
+  photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger round
 """
 from __future__ import annotations
 
@@ -38,7 +39,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
         raise ValueError("give --episodes N (seeds 1000..1000+N-1) or --seeds LIST")
     if args.noise < 0.0:
         raise ValueError(f"--noise {args.noise}: must be >= 0")
-    paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet)
+    checkpoint = None
+    if args.ckpt is not None:
+        from policy_node.commands import resolve_checkpoint
+        checkpoint = str(resolve_checkpoint(args.ckpt))
+    paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
+                    prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,
+                    checkpoint=checkpoint)
     print(f"[photon] {len(paths)} bag(s) in {args.out}")
     return 0
 
@@ -52,11 +59,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     rec.set_defaults(func=cmd_record)
 
-    col = subparsers.add_parser("collect", help="record expert episodes in simulation, one bag per episode")
+    col = subparsers.add_parser("collect", help="record simulated episodes, one bag per episode: the expert "
+                                                "drives, or the policy drives and the expert labels (DAgger)")
     col.add_argument("--episodes", type=int, help=f"number of episodes (seeds {COLLECT_FIRST_SEED}, "
                                                   f"{COLLECT_FIRST_SEED + 1}, ...)")
     col.add_argument("--seeds", help="explicit seeds, e.g. 1000-1099 or 1000,1005 (instead of --episodes)")
-    col.add_argument("--noise", type=float, default=0.0, help="expert steering noise std (rad); 0 = none")
+    col.add_argument("--noise", type=float, default=0.0,
+                     help="expert steering noise std (rad); 0 = none. With noise the car executes the noisy "
+                          "command (/drive) and the bag's labels (/teleop) are the expert's clean ones")
+    col.add_argument("--driver", choices=["expert", "policy"], default="expert",
+                     help="policy: the policy drives (sim-dagger profile), the expert labels every frame")
+    col.add_argument("--ckpt", type=Path, help="policy checkpoint or run directory (default: the shipped policy)")
     col.add_argument("--out", type=Path, required=True, help="directory for the bags")
     col.add_argument("--max-steps", type=int, default=1000, help="steps per episode (default 1000)")
     col.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -5,10 +5,12 @@ Subscribes:
   sim/track  nav_msgs/Path, the track centre line (transient local; one per episode)
 Publishes:
   teleop     ackermann_msgs/AckermannDriveStamped, stamped with the odometry it answers
+  drive      only with steering noise and label_topic_clean (DART): the noisy command it
+             executes, while teleop carries the clean command (the label)
   /diagnostics
 
 Parameters: every field of ExpertConfig (pure pursuit, speed profile, injected
-steering noise, off by default) plus `track_width`.
+steering noise, off by default) plus `track_width` and `label_topic_clean`.
 
 One command per odometry stamp: a repeated stamp (the simulator's lockstep
 resend) gets the same command again, so the driver's internal state advances
@@ -22,12 +24,11 @@ from dataclasses import dataclass
 from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
-from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
-from photon_policy.node_runtime import create_wall_timer, declare_config, describe, run_node
+from photon_policy.node_runtime import create_wall_timer, declare_config, describe, publish_delivered, run_node
 from photon_policy.sim.carracing import CarRacingVehicle, VehicleState
 from photon_policy.sim.messages import centerline_from_path, yaw_from_quaternion
 
@@ -35,6 +36,8 @@ from photon_policy.sim.messages import centerline_from_path, yaw_from_quaternion
 @dataclass
 class ExpertNodeParams:
     track_width: float = describe(CarRacingVehicle.track_width, "road width edge to edge (m)")
+    label_topic_clean: bool = describe(False, "with steering noise: publish the noisy command on drive and the "
+                                              "clean one (the label) on teleop (DART); else the noisy one on teleop")
 
     def __post_init__(self) -> None:
         if not self.track_width > 0.0:
@@ -47,6 +50,9 @@ class ExpertNode(Node):
         self.params = declare_config(self, ExpertNodeParams)
         self.config = declare_config(self, ExpertConfig)
         self.drive_pub = self.create_publisher(AckermannDriveStamped, "teleop", QoSProfile(depth=10))
+        self.dart = self.params.label_topic_clean and self.config.steering_noise_std > 0.0
+        self.applied_pub = self.create_publisher(AckermannDriveStamped, "drive", QoSProfile(depth=10)) \
+            if self.dart else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
         self.create_subscription(Path, "sim/track", self._on_track, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -57,6 +63,7 @@ class ExpertNode(Node):
         self.commands_sent = 0
         self.odom_without_track = 0
         self._last_reply: AckermannDriveStamped | None = None
+        self._last_applied: AckermannDriveStamped | None = None
 
     def _on_track(self, msg: Path) -> None:
         centerline = centerline_from_path(msg)
@@ -71,7 +78,7 @@ class ExpertNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         if self._last_reply is not None and self._last_reply.header.stamp == msg.header.stamp:
-            self.drive_pub.publish(self._last_reply)
+            self._publish(self._last_reply, self._last_applied)
             return
         if self.driver is None:
             self.odom_without_track += 1
@@ -84,14 +91,18 @@ class ExpertNode(Node):
             ax=math.nan, ay=math.nan, speed=twist.linear.x, steering_angle=math.nan,
             tiles_visited=0, tiles_total=len(self.driver.speed_profile))
         steering, speed = self.driver.act(state)
-        reply = AckermannDriveStamped()
-        reply.header.stamp = msg.header.stamp
-        reply.header.frame_id = msg.child_frame_id
-        reply.drive.steering_angle = float(steering)
-        reply.drive.speed = float(speed)
-        self.drive_pub.publish(reply)
-        self._last_reply = reply
+        reply = _command(msg, steering, speed)
+        applied = None
+        if self.dart:  # the car executes the noisy command; the label is what the expert meant
+            applied, reply = reply, _command(msg, self.driver.last_clean_steering, speed)
+        self._publish(reply, applied)
+        self._last_reply, self._last_applied = reply, applied
         self.commands_sent += 1
+
+    def _publish(self, reply: AckermannDriveStamped, applied: AckermannDriveStamped | None) -> None:
+        if applied is not None:
+            self.applied_pub.publish(applied)
+        self.drive_pub.publish(reply)
 
     def _publish_diagnostics(self) -> None:
         level = DiagnosticStatus.OK if self.driver is not None else DiagnosticStatus.WARN
@@ -101,7 +112,8 @@ class ExpertNode(Node):
             values=[KeyValue(key="tracks_received", value=str(self.tracks_received)),
                     KeyValue(key="commands_sent", value=str(self.commands_sent)),
                     KeyValue(key="odom_without_track", value=str(self.odom_without_track)),
-                    KeyValue(key="steering_noise_std", value=str(self.config.steering_noise_std))])
+                    KeyValue(key="steering_noise_std", value=str(self.config.steering_noise_std)),
+                    KeyValue(key="clean_labels", value=str(self.dart))])
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
@@ -110,8 +122,19 @@ class ExpertNode(Node):
         """Ctrl-C: command a stop so the last word on /teleop is not a speed."""
         stop = AckermannDriveStamped()
         stop.header.stamp = self.get_clock().now().to_msg()
-        self.drive_pub.publish(stop)
-        self.drive_pub.wait_for_all_acked(Duration(seconds=1.0))  # delivered before the process ends
+        for pub in (self.applied_pub, self.drive_pub):
+            if pub is not None:
+                publish_delivered(self, pub, stop)  # delivered before the process ends
+
+
+def _command(odom: Odometry, steering: float, speed: float) -> AckermannDriveStamped:
+    """The command answering `odom`: its stamp, in its child frame."""
+    msg = AckermannDriveStamped()
+    msg.header.stamp = odom.header.stamp
+    msg.header.frame_id = odom.child_frame_id
+    msg.drive.steering_angle = float(steering)
+    msg.drive.speed = float(speed)
+    return msg
 
 
 def main(args: list[str] | None = None) -> int:

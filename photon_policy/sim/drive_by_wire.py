@@ -35,6 +35,11 @@ _ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 _ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 
 
+FLOAT32_TOLERANCE = 1e-6
+"""AckermannDrive fields are float32: a limit sent exactly (0.4 rad) arrives as 0.4000000059604645,
+which is the limit, not a bad command."""
+
+
 @dataclass
 class DriveByWireConfig:
     max_steering_angle: float = 0.4
@@ -98,13 +103,13 @@ def sanitize_command(steering_angle: float, speed: float,
     if not math.isfinite(steering_angle):
         problems.append("steering_angle_nonfinite")
         steering_angle = 0.0
-    elif abs(steering_angle) > config.max_steering_angle:
+    elif abs(steering_angle) > config.max_steering_angle + FLOAT32_TOLERANCE:
         problems.append("steering_angle_out_of_range")
         steering_angle = math.copysign(config.max_steering_angle, steering_angle)
     if not math.isfinite(speed):
         problems.append("speed_nonfinite")
         speed = 0.0
-    elif not -config.max_reverse_speed <= speed <= config.max_speed:
+    elif not -config.max_reverse_speed - FLOAT32_TOLERANCE <= speed <= config.max_speed + FLOAT32_TOLERANCE:
         problems.append("speed_out_of_range")
         speed = min(max(speed, -config.max_reverse_speed), config.max_speed)
     return SanitizedCommand(steering_angle, speed, tuple(problems))

@@ -1,5 +1,6 @@
 """One source of truth for composition: launch files and `photon up` both come from profiles.yaml."""
 import ast
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_sim_profile_matches_the_design():
         assert all(f.is_file() for f in spec.parameter_files)
 
 
-@pytest.mark.parametrize("name", ["sim", "sim-policy", "sim-shadow"])
+@pytest.mark.parametrize("name", ["sim", "sim-policy", "sim-shadow", "sim-dagger"])
 def test_launch_and_up_run_the_same_nodes(name):
     """`ros2 launch` kwargs and `photon up` argv carry the same files, parameters and remappings."""
     for spec in load_profile(name).nodes:
@@ -86,9 +87,23 @@ def test_dry_run_prints_runnable_commands(capsys):
 
 
 def test_profile_node_not_yet_installed_is_named():
-    spec = load_profile("sim-policy").node("policy")
-    with pytest.raises(ProfileError, match="policy_node"):
+    spec = dataclasses.replace(load_profile("sim-policy").node("policy"), executable="no_such_node")
+    with pytest.raises(ProfileError, match="no_such_node"):
         node_command(spec)
+
+
+def test_policy_profiles_wire_the_policy_as_designed():
+    """sim-policy and sim-dagger: the policy drives on /drive (the simulator's input, not remapped);
+    sim-shadow: the expert drives, the policy runs in shadow mode reading what was applied."""
+    for name in ("sim-policy", "sim-dagger"):
+        profile = load_profile(name)
+        assert profile.node("policy").overrides == {"mode": "autonomous"}
+        assert "drive" not in dict(profile.node("simulator").remappings)
+    assert "expert" in {n.name for n in load_profile("sim-dagger").nodes}
+    shadow = load_profile("sim-shadow")
+    assert shadow.node("policy").overrides == {"mode": "shadow"}
+    assert dict(shadow.node("policy").remappings) == {"applied_drive": "/teleop"}
+    assert dict(shadow.node("simulator").remappings) == {"drive": "/teleop"}
 
 
 def test_bad_set_syntax_is_reported(capsys):

@@ -8,7 +8,7 @@ model's textbook use, to show what the streaming state saves. Frames come from
 recorded bags when --data is given, else from the simulator with the expert
 driving. Prints JSON. Targets: >= 20 Hz, p99 <= 50 ms on the 2-core CPU.
 
-    .venv/bin/python benchmarks/world_model_node.py [--ckpt RUN] [--data DIR] [--frames 2000]
+    .venv/bin/python benchmarks/world_model_latency.py [--ckpt RUN] [--data DIR] [--frames 2000]
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def main() -> None:
             bare_ms.append((time.perf_counter() - started) * 1e3)
 
     print(json.dumps({
-        "benchmark": "world_model_node",
+        "benchmark": "world_model_latency",
         "checkpoint": str(ckpt), "threads": args.threads, "cpus": os.cpu_count(),
         "frames": len(frames), "source": str(args.data) if args.data else "simulator",
         "horizon_s": round(c.horizon_steps * c.model_dt, 3),

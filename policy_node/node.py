@@ -1,0 +1,279 @@
+"""policy_node: camera frames, IMU and odometry in; an Ackermann command per camera frame out.
+
+Subscribes:
+  camera/image_raw  sensor_msgs/Image (rgb8/bgr8/rgba8/bgra8/mono8; other sizes are resampled,
+                    other encodings dropped and counted)                  sensor-data QoS
+  imu               sensor_msgs/Imu: linear_acceleration.x/y, angular_velocity.z   sensor-data QoS
+  odom              nav_msgs/Odometry: twist.linear.x (forward speed)     best effort (matches any)
+  applied_drive     ackermann_msgs/AckermannDriveStamped: the command applied to the car, read in
+                    shadow mode (remap it to the driver's topic); in autonomous mode the node's
+                    own output is the applied command
+Publishes:
+  drive             ackermann_msgs/AckermannDriveStamped, mode=autonomous only
+  policy/drive      the same, mode=shadow only (shadow mode never creates a publisher on drive)
+  /diagnostics      1 Hz: inference time p50/p99, dropped frames by reason, limit hits,
+                    watchdog stops, missing inputs
+Every command's header.stamp is the stamp of the camera frame it answers; a frame sent again
+with the same stamp (the lockstep simulator's resend) gets the same command again.
+
+Parameters (config/policy.yaml): checkpoint (empty = models/policy.pt shipped), export
+(eager | torchscript | path of a `photon export` file), device, threads, mode (autonomous |
+shadow), frame_id, input_timeout, and the SafetyConfig limits (policy_node.safety): steering
+and speed limits and rates, watchdog_s. A checkpoint that cannot be used stops start-up
+(exit code 2) with the reason.
+
+Safety: every model output passes the safety layer, so nothing non-finite or out of limits
+is published (a non-finite output publishes a stop and logs why). Watchdog (autonomous): when
+the newest camera frame is older than watchdog_s, stops are published (stamped now) until
+frames return; under sim time the frame must be that old in sim time as well, because a
+paused or lockstep simulator's world stands still while it waits. Until the policy has its
+0.2 s of context it holds its last command for up to watchdog_s, else commands a stop.
+Missing IMU: zeros; missing odometry: the applied command's speed (see policy_node.runtime).
+Ctrl-C publishes a stop.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ackermann_msgs.msg import AckermannDriveStamped
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, Imu
+
+from photon_policy.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
+                                       run_node)
+from photon_policy.paths import shipped_model
+from photon_policy.sim import messages
+from policy_node.checkpoint import CheckpointError
+from policy_node.export import load_compute
+from policy_node.runtime import PolicyRuntime
+from policy_node.safety import SPEED_NONFINITE, STEERING_NONFINITE, SafetyConfig, SafetyLayer
+from world_model_node.predictor import DroppedFrame, model_frame
+
+MODES = ("autonomous", "shadow")
+SHIPPED = "policy.pt"
+
+
+@dataclass
+class PolicyNodeParams:
+    checkpoint: str = describe("", "policy checkpoint; empty = models/policy.pt shipped with the package")
+    export: str = describe("torchscript", "eager | torchscript (the checkpoint traced at start-up: ~2.5x faster "
+                                          "per frame) | path of a `photon export` file")
+    device: str = describe("cpu", "torch device: cpu, cuda, cuda:N")
+    threads: int = describe(1, "torch CPU threads (1 is fastest at batch 1 on a small CPU)")
+    mode: str = describe("autonomous", "autonomous: publish on drive; shadow: publish on policy/drive only")
+    frame_id: str = describe("base_link", "header.frame_id of the commands")
+    input_timeout: float = describe(0.5, "s: IMU or odometry older than this counts as missing")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode '{self.mode}' is not one of {', '.join(MODES)}")
+        if self.threads < 1:
+            raise ValueError(f"threads={self.threads} must be >= 1")
+        if not self.device.startswith(("cpu", "cuda")):
+            raise ValueError(f"device '{self.device}' is not cpu or cuda[:N]")
+        if not self.export:
+            raise ValueError("export must be eager, torchscript or a file path")
+        if not self.input_timeout > 0.0:
+            raise ValueError(f"input_timeout={self.input_timeout} must be > 0")
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("policy")
+        self.params = p = declare_config(self, PolicyNodeParams)
+        self.safety = SafetyLayer(declare_config(self, SafetyConfig))
+        torch.set_num_threads(p.threads)
+        try:
+            if p.export in ("eager", "torchscript"):
+                path = p.checkpoint or str(shipped_model(SHIPPED, "policy"))
+            else:
+                path = p.export  # an exported file carries everything; `checkpoint` is not read
+            compute = load_compute(path, p.export, p.device)
+        except (CheckpointError, FileNotFoundError) as exc:
+            raise ConfigError(f"checkpoint refused: {exc}") from exc
+        wm = compute.config.wm
+        self.size = wm.image_size
+        self.runtime = PolicyRuntime(compute, wm.context_steps, wm.model_dt,
+                                     (wm.latent_channels, wm.latent_size, wm.latent_size), p.device,
+                                     p.input_timeout)
+        self.autonomous = p.mode == "autonomous"
+        self.drops: Counter[str] = Counter()
+        self.missing: Counter[str] = Counter()
+        self.compute_times: deque[float] = deque(maxlen=1000)
+        self.callback_times: deque[float] = deque(maxlen=1000)
+        self.commands = 0
+        self.frames_without_context = 0
+        self.watchdog_stops = 0
+        self._last_msg: AckermannDriveStamped | None = None
+        self._last_frame_wall: float | None = None
+        self._last_frame_stamp: float | None = None
+        self._missing_now: tuple[str, ...] = ()
+        self._warm_up(compute)
+
+        # Inputs first: when several are ready at once, the executor serves them in creation order,
+        # so a frame is computed after the IMU/odometry that arrived with it.
+        self.create_subscription(Imu, "imu", self._on_imu, qos_profile_sensor_data)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        if not self.autonomous:
+            self.create_subscription(AckermannDriveStamped, "applied_drive", self._on_applied, QoSProfile(depth=10))
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        topic = "drive" if self.autonomous else "policy/drive"
+        self.drive_pub = self.create_publisher(AckermannDriveStamped, topic, QoSProfile(depth=10))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+        create_wall_timer(self, self.safety.config.watchdog_s / 4.0, self._watchdog)
+        create_wall_timer(self, 1.0, self._publish_diagnostics)
+        self.get_logger().info(f"policy {path} ({compute.kind}, {self.size} px, device {p.device}): "
+                               f"{p.mode}, commands on {self.drive_pub.topic_name}")
+
+    def _warm_up(self, compute) -> None:
+        """A few runs before the first frame: TorchScript optimises on its first calls, and a
+        checkpoint whose outputs are not finite is reported now."""
+        ok = True
+        for _ in range(3):
+            probe = PolicyRuntime(compute, self.runtime.steps, self.runtime.dt, self.runtime.latent_shape,
+                                  self.runtime.device)
+            for i in range(self.runtime.steps * 5 + 1):
+                result = probe.push(np.zeros((self.size, self.size, 3), np.uint8), i * self.runtime.dt / 5)
+            ok = ok and result.command is not None and bool(np.all(np.isfinite(result.command)))
+        if not ok:
+            self.get_logger().error("the policy's output is not finite on a blank frame: "
+                                    "expect its commands to be stops")
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def _on_imu(self, msg: Imu) -> None:
+        a, w = msg.linear_acceleration, msg.angular_velocity
+        self.runtime.add_imu(messages.seconds_from_stamp(msg.header.stamp), a.x, a.y, w.z)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self.runtime.add_odom(messages.seconds_from_stamp(msg.header.stamp), msg.twist.twist.linear.x)
+
+    def _on_applied(self, msg: AckermannDriveStamped) -> None:
+        self.runtime.add_applied(messages.seconds_from_stamp(msg.header.stamp), msg.drive.steering_angle,
+                                 msg.drive.speed)
+
+    def _on_image(self, msg: Image) -> None:
+        started = time.perf_counter()
+        try:
+            frame = model_frame(msg, self.size)
+        except DroppedFrame as exc:
+            self._drop(exc.reason, str(exc))
+            return
+        stamp = messages.seconds_from_stamp(msg.header.stamp)
+        result = self.runtime.push(frame, stamp)
+        if result.status == "repeat":
+            if self._last_msg is not None and self._last_msg.header.stamp == msg.header.stamp:
+                self.drive_pub.publish(self._last_msg)
+            return
+        if result.status == "out_of_order":
+            self._drop("out_of_order", f"frame stamped {stamp:.3f} s is older than the newest")
+            return
+        self._last_frame_wall, self._last_frame_stamp = time.monotonic(), stamp
+        self._missing_now = result.missing
+        self.missing.update(result.missing)
+        if result.command is None:
+            steering, speed = self._without_context(stamp)
+        else:
+            self.compute_times.append(result.compute_s)
+            steering, speed, hits = self.safety.filter(float(result.command[0]), float(result.command[1]), stamp)
+            if STEERING_NONFINITE in hits or SPEED_NONFINITE in hits:
+                self.get_logger().error(f"policy output {result.command.tolist()} is not finite: publishing a stop",
+                                        throttle_duration_sec=2.0)
+        self._publish(msg.header.stamp, steering, speed)
+        if self.autonomous:
+            self.runtime.add_applied(stamp, steering, speed)
+        self.callback_times.append(time.perf_counter() - started)
+
+    def _without_context(self, stamp: float) -> tuple[float, float]:
+        """Before the policy has its context: hold the last command briefly, else stop."""
+        self.frames_without_context += 1
+        last = self._last_msg
+        if last is not None and 0.0 <= stamp - messages.seconds_from_stamp(last.header.stamp) \
+                <= self.safety.config.watchdog_s:
+            steering, speed, _ = self.safety.filter(last.drive.steering_angle, last.drive.speed, stamp)
+            return steering, speed
+        return self.safety.stop(stamp)
+
+    def _publish(self, stamp, steering: float, speed: float, delivered: bool = False) -> None:
+        msg = AckermannDriveStamped()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.params.frame_id
+        msg.drive.steering_angle = float(steering)
+        msg.drive.speed = float(speed)
+        if delivered:
+            publish_delivered(self, self.drive_pub, msg)
+        else:
+            self.drive_pub.publish(msg)
+        self._last_msg = msg
+        self.commands += 1
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] += 1
+        self.get_logger().warning(f"dropped camera frame: {detail}", throttle_duration_sec=2.0)
+
+    # --- watchdog, diagnostics, shutdown -----------------------------------------------------------
+    def frame_age(self) -> float:
+        """Seconds since the newest camera frame: wall-clock age, or under sim time the smaller
+        of that and its sim-time age (a world that stands still makes no frame stale)."""
+        if self._last_frame_wall is None:
+            return 0.0
+        age = time.monotonic() - self._last_frame_wall
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            age = min(age, clock.now().nanoseconds * 1e-9 - self._last_frame_stamp)
+        return age
+
+    def _watchdog(self) -> None:
+        if self.autonomous and self.frame_age() > self.safety.config.watchdog_s:
+            self.get_logger().warning(f"no camera frame for {self.frame_age():.2f} s: stopping",
+                                      throttle_duration_sec=2.0)
+            self.watchdog_stops += 1
+            self._publish(self.get_clock().now().to_msg(), *self.safety.stop())
+
+    def _publish_diagnostics(self) -> None:
+        def ms(times: deque[float], q: float) -> str:
+            return f"{np.percentile(np.asarray(times) * 1e3, q):.2f}" if times else "nan"
+
+        dropped = sum(self.drops.values())
+        hits = self.safety.hits
+        values = {"mode": self.params.mode, "commands": self.commands,
+                  "inference_ms_p50": ms(self.compute_times, 50), "inference_ms_p99": ms(self.compute_times, 99),
+                  "callback_ms_p50": ms(self.callback_times, 50), "callback_ms_p99": ms(self.callback_times, 99),
+                  "dropped_frames": dropped, **{f"dropped_{k}": v for k, v in self.drops.items()},
+                  "limit_hits": sum(hits.values()), **{f"limit_{k}": v for k, v in hits.items()},
+                  "stops": self.safety.stops, "watchdog_stops": self.watchdog_stops,
+                  "frames_without_context": self.frames_without_context,
+                  "frames_without_imu": self.missing["imu"], "frames_without_odom": self.missing["odom"],
+                  "imu": "missing: zeros" if "imu" in self._missing_now else "ok",
+                  "odom": "missing: applied command speed" if "odom" in self._missing_now else "ok",
+                  "frame_age_s": f"{self.frame_age():.3f}"}
+        problems = [text for text, bad in (
+            (f"{dropped} frames dropped", dropped), (f"missing {', '.join(self._missing_now)}", self._missing_now),
+            (f"{self.watchdog_stops} watchdog stops", self.watchdog_stops),
+            ("non-finite outputs", hits[STEERING_NONFINITE] + hits[SPEED_NONFINITE])) if bad]
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: policy", hardware_id=self.params.device,
+                                  message="; ".join(problems) or "ok",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def publish_safe_state(self) -> None:
+        """Ctrl-C: a stop is the last word on the output topic (delivered before the process ends)."""
+        self._publish(self.get_clock().now().to_msg(), *self.safety.stop(), delivered=True)
+        self._publish_diagnostics()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

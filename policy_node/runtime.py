@@ -1,0 +1,152 @@
+"""The policy over live streams, ROS-free: what policy_node runs per camera frame.
+
+Every camera frame is encoded once; its latent is cached with the command applied
+since the previous frame. For frame k at stamp t the policy reads the cached latents
+nearest t - model_dt and t - 2 model_dt (within a quarter model step), the mean
+applied command over the model step before each of those frames, and the newest IMU,
+odometry and applied command stamped strictly before t (as in training: see
+policy_node.dataset). Until that context exists (the first 0.2 s of a stream, or
+after a gap) the result says so and carries no command.
+
+Missing inputs (nothing on the topic within `input_timeout_s` before the frame):
+  IMU       zeros (the policy drives from the camera; the IMU only refines)
+  odometry  the speed of the newest applied command (the drive-by-wire tracks it)
+Each frame reports which inputs it missed.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+RESTART_S = 1.0
+"""A frame stamped this much before the previous one starts a new stream (a restarted simulator
+or replay); a smaller step back is an out-of-order frame and is dropped."""
+
+Compute = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    status: str
+    """ok | no_context (command is None) | repeat (same stamp again) | out_of_order (dropped)."""
+    command: np.ndarray | None = None
+    """(2,) raw model output [steering rad, speed m/s]; unchecked: the safety layer's job."""
+    missing: tuple[str, ...] = ()
+    """Inputs that fell back: "imu", "odom"."""
+    compute_s: float = 0.0
+    """Seconds in the model."""
+
+
+@dataclass
+class _Frame:
+    stamp: float
+    latent: torch.Tensor  # (1, C, S, S)
+    applied: np.ndarray   # (2,) command applied since the previous frame
+
+
+class _Stream:
+    """Newest-first lookups of a timestamped input."""
+
+    def __init__(self, width: int) -> None:
+        self.items: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
+        self.width = width
+
+    def add(self, stamp: float, value) -> None:
+        self.items.append((stamp, np.asarray(value, dtype=np.float32)))
+
+    def before(self, t: float, not_older_than: float = -np.inf) -> np.ndarray | None:
+        """The newest value stamped strictly before t (and not before `not_older_than`)."""
+        for stamp, value in reversed(self.items):
+            if stamp < t:
+                return value if stamp >= not_older_than else None
+        return None
+
+
+class PolicyRuntime:
+    def __init__(self, compute: Compute, context_steps: int, model_dt: float, latent_shape: tuple[int, int, int],
+                 device: torch.device | str = "cpu", input_timeout_s: float = 0.5) -> None:
+        self.compute = compute
+        self.steps = context_steps
+        self.dt = model_dt
+        self.tolerance = 0.25 * model_dt
+        self.latent_shape = latent_shape
+        self.device = torch.device(device)
+        self.input_timeout_s = input_timeout_s
+        self.restarts = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames: deque[_Frame] = deque()
+        self.imu, self.odom, self.applied = _Stream(3), _Stream(1), _Stream(2)
+        self.last_stamp: float | None = None
+
+    def add_imu(self, stamp: float, ax: float, ay: float, yaw_rate: float) -> None:
+        self.imu.add(stamp, (ax, ay, yaw_rate))
+
+    def add_odom(self, stamp: float, forward_speed: float) -> None:
+        self.odom.add(stamp, (forward_speed,))
+
+    def add_applied(self, stamp: float, steering: float, speed: float) -> None:
+        """A command applied to the car (the node's own output when it drives)."""
+        if np.isfinite(steering) and np.isfinite(speed):
+            self.applied.add(stamp, (steering, speed))
+
+    def push(self, frame: np.ndarray, stamp: float) -> FrameResult:
+        """One camera frame (model-size (H, W, 3) uint8 RGB) and its stamp (s)."""
+        if self.last_stamp is not None and stamp <= self.last_stamp:
+            if stamp == self.last_stamp:
+                return FrameResult("repeat")
+            if self.last_stamp - stamp < RESTART_S:
+                return FrameResult("out_of_order")
+            self.restarts += 1
+            self.reset()
+        self.last_stamp = stamp
+        recent = stamp - self.input_timeout_s
+        applied = self.applied.before(stamp)
+        applied = applied if applied is not None else np.zeros(2, np.float32)
+        missing = []
+        imu = self.imu.before(stamp, recent)
+        if imu is None:
+            missing.append("imu")
+            imu = np.zeros(3, np.float32)
+        odom = self.odom.before(stamp, recent)
+        if odom is None:
+            missing.append("odom")
+            odom = applied[1:2]
+        extras = np.concatenate([imu, odom, applied[:1]]).astype(np.float32)
+
+        context = [self._nearest(stamp - i * self.dt) for i in range(self.steps - 1, 0, -1)]
+        ready = all(f is not None for f in context)
+        current = _Frame(stamp, torch.empty(0), applied)
+        if ready:
+            past = torch.cat([f.latent[:, None] for f in context], 1)
+            actions = np.stack([self._mean_applied(f, current) for f in (*context, current)])
+        else:
+            past = torch.zeros(1, self.steps - 1, *self.latent_shape, device=self.device)
+            actions = np.zeros((self.steps, 2), np.float32)
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].to(self.device)
+        started = time.perf_counter()
+        command, latent = self.compute(image, past, torch.from_numpy(actions)[None].to(self.device),
+                                       torch.from_numpy(extras)[None].to(self.device))
+        command = command[0].detach().float().cpu().numpy()
+        elapsed = time.perf_counter() - started
+        current.latent = latent
+        self._frames.append(current)
+        while self._frames and self._frames[0].stamp < stamp - self.steps * self.dt:
+            self._frames.popleft()
+        return FrameResult("ok" if ready else "no_context", command if ready else None, tuple(missing), elapsed)
+
+    def _nearest(self, t: float) -> _Frame | None:
+        best = min(self._frames, key=lambda f: abs(f.stamp - t), default=None)
+        return best if best is not None and abs(best.stamp - t) <= self.tolerance else None
+
+    def _mean_applied(self, frame: _Frame, current: _Frame) -> np.ndarray:
+        """Mean of the commands applied over the model step before `frame` (window_actions)."""
+        lo = frame.stamp - self.dt + 1e-4  # frame stamps are rounded to nanoseconds
+        within = [f.applied for f in (*self._frames, current) if lo < f.stamp <= frame.stamp]
+        return np.mean(within, axis=0) if within else frame.applied
