@@ -103,14 +103,16 @@ def sanitize_command(steering_angle: float, speed: float,
     if not math.isfinite(steering_angle):
         problems.append("steering_angle_nonfinite")
         steering_angle = 0.0
-    elif abs(steering_angle) > config.max_steering_angle + FLOAT32_TOLERANCE:
-        problems.append("steering_angle_out_of_range")
+    elif abs(steering_angle) > config.max_steering_angle:
+        if abs(steering_angle) > config.max_steering_angle + FLOAT32_TOLERANCE:
+            problems.append("steering_angle_out_of_range")
         steering_angle = math.copysign(config.max_steering_angle, steering_angle)
     if not math.isfinite(speed):
         problems.append("speed_nonfinite")
         speed = 0.0
-    elif not -config.max_reverse_speed - FLOAT32_TOLERANCE <= speed <= config.max_speed + FLOAT32_TOLERANCE:
-        problems.append("speed_out_of_range")
+    elif not -config.max_reverse_speed <= speed <= config.max_speed:
+        if not -config.max_reverse_speed - FLOAT32_TOLERANCE <= speed <= config.max_speed + FLOAT32_TOLERANCE:
+            problems.append("speed_out_of_range")
         speed = min(max(speed, -config.max_reverse_speed), config.max_speed)
     return SanitizedCommand(steering_angle, speed, tuple(problems))
 

@@ -40,6 +40,16 @@ def test_bad_command_is_flagged_and_made_safe(steering, speed, problem):
     assert -CONFIG.max_reverse_speed <= command.speed <= CONFIG.max_speed
 
 
+def test_limits_sent_as_float32_are_the_limits_not_bad_commands():
+    cfg = DriveByWireConfig()
+    full_lock = float(np.float32(cfg.max_steering_angle))  # 0.4000000059604645 on the wire
+    assert full_lock > cfg.max_steering_angle
+    for sign in (1.0, -1.0):
+        clean = sanitize_command(sign * full_lock, float(np.float32(cfg.max_speed)), cfg)
+        assert clean.problems == () and clean.steering_angle == sign * cfg.max_steering_angle
+    assert sanitize_command(cfg.max_steering_angle + 1e-3, 10.0, cfg).problems == ("steering_angle_out_of_range",)
+
+
 def test_nonfinite_means_straight_and_stop_out_of_range_means_clamp():
     stop = sanitize_command(math.nan, math.nan, CONFIG)
     assert (stop.steering_angle, stop.speed) == (0.0, 0.0)
