@@ -52,6 +52,10 @@ class PolicyConfig:
     """m/s that normalise the odometry speed."""
     steering_scale: float = 0.4
     """rad that normalise the applied steering."""
+    steering_inputs: bool = False
+    """Feed the steering already applied (the extras' steering, the context actions' steering)
+    to the policy. Off: with it, cloning learns to copy the previous command (it predicts the
+    labels to ~0.006 rad) and in closed loop follows its own mistakes off the road."""
 
     def __post_init__(self) -> None:
         self.world_model = WorldModelConfig.from_dict(dict(self.world_model)).to_dict()  # validates it
@@ -125,6 +129,9 @@ class DrivingPolicy(nn.Module):
         """latents (B, T, C, S, S), actions (B, T, 2) raw, extras (B, 5) raw -> (B, 2) raw
         [steering rad, speed m/s]."""
         b, t = latents.shape[:2]
+        if not self.config.steering_inputs:
+            actions = torch.stack([torch.zeros_like(actions[..., 0]), actions[..., 1]], -1)
+            extras = torch.cat([extras[:, :4], torch.zeros_like(extras[:, 4:])], -1)
         # The world model keeps the newest frame as the anchor its predictions warp; the policy
         # predicts no frames, so a placeholder stands in for it.
         anchors = latents.new_zeros(b, t, 1)
