@@ -2,7 +2,7 @@
 
   photon up <profile> [--set node.param=value ...] [--dry-run]
   photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--json out.json]
-  photon demo
+  photon demo [--driver policy|expert] [--seed N]
   photon record --out DIR [--topics ...]
   photon collect --episodes N [--noise X] --out DIR
   photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger: the expert labels
@@ -18,12 +18,9 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from photon_policy.bags.commands import add_commands as add_bag_commands
-from photon_policy.profiles import ProfileError, load_profile, profile_names
+from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.seeds import parse_seeds
 from policy_node.commands import add_export_command
 from policy_node.commands import add_train_commands as add_policy_train_commands
@@ -31,24 +28,12 @@ from world_model_node.commands import add_eval_arguments as add_world_model_eval
 from world_model_node.commands import add_train_commands as add_world_model_train_commands
 
 
-def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
-    """`node.param=value` (value in YAML syntax) -> {node: {param: value}}."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        node, dot, param = key.partition(".")
-        if not sep or not dot or not node or not param:
-            raise ValueError(f"--set '{item}': expected node.param=value")
-        out.setdefault(node, {})[param] = yaml.safe_load(raw)
-    return out
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     from photon_policy.launcher import ProfileProcesses
     from photon_policy.profiles import node_command
 
     profile = load_profile(args.profile)
-    overrides = _parse_sets(args.set)
+    overrides = parse_overrides(args.set)
     if args.dry_run:
         for spec in profile.nodes:
             print(shlex.join(node_command(spec, overrides.get(spec.name))))
@@ -83,7 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.ckpt is not None:
         from policy_node.commands import resolve_checkpoint
         checkpoint = resolve_checkpoint(args.ckpt)
-    report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=_parse_sets(args.set),
+    report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
                       log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint)
     if args.json:
         report.write(args.json)
@@ -98,10 +83,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from photon_policy.evaluation import evaluate
 
-    print("[photon] demo: the expert drives CarRacing-v3 seed 0 through the ROS loop (lockstep, headless)")
-    report = evaluate("expert", [args.seed], progress=False)
+    driven_by = {"policy": "the shipped policy (camera -> world-model latent -> policy -> /drive)",
+                 "expert": "the expert (pure pursuit on the track centre line)"}[args.driver]
+    print(f"[photon] demo: {driven_by} drives CarRacing-v3 seed {args.seed} "
+          "through the ROS loop (lockstep, headless)", flush=True)
+    report = evaluate(args.driver, [args.seed], progress=False)
     e = report.episodes[0]
-    print(f"[photon] seed {e.seed}: score {e.score:.1f} in {e.steps} steps ({e.reason}), "
+    print(f"[photon] {args.driver} score on seed {e.seed}: {e.score:.1f} in {e.steps} steps ({e.reason}), "
           f"{report.steps_per_second:.0f} steps/s")
     return 0
 
@@ -138,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--driver", choices=["policy", "expert"], default="policy")
     demo.set_defaults(func=cmd_demo)
 
     add_bag_commands(sub)

@@ -131,3 +131,15 @@ def node_command(spec: NodeSpec, extra: dict[str, Any] | None = None) -> list[st
             raise ProfileError(f"node '{spec.name}': missing parameter file {path}")
     bootstrap = f"import sys, {module} as m; sys.exit(m.{func}())"
     return [sys.executable, "-c", bootstrap, *spec.ros_args(extra)]
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`node.param=value` (value in YAML syntax) -> {node: {param: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not node or not param:
+            raise ValueError(f"--set '{item}': expected node.param=value")
+        out.setdefault(node, {})[param] = yaml.safe_load(raw)
+    return out

@@ -314,9 +314,11 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
 
 def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: int = 1000,
             progress: bool = True, prefix: str = "ep_", log_dir: Path | None = None,
-            driver: str = "expert", checkpoint: str | None = None) -> list[Path]:
+            driver: str = "expert", checkpoint: str | None = None,
+            overrides: dict[str, dict[str, Any]] | None = None) -> list[Path]:
     """One bag per seed under `out_dir` (named by `bag_name`); returns their paths in seed order.
     `driver` policy: the policy (`checkpoint`, default the shipped one) drives, the expert labels.
+    `overrides`: node parameters for every episode ({node: {param: value}}).
 
     Fails before running anything if one of the bags already exists. Frames dropped
     by the recorder are reported per bag (they also show as segments when read).
@@ -332,7 +334,8 @@ def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: 
     bar = _progress_bar(len(seeds)) if progress else None
     try:
         for seed, path in zip(seeds, paths):
-            check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name, wiring=wiring)
+            check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name,
+                                    overrides=overrides, wiring=wiring)
             report = bar.write if bar is not None else print
             if not check.complete or progress:
                 report(f"[photon] {check.summary()}")

@@ -1,7 +1,7 @@
 """`photon record` and `photon collect`: registered on the photon CLI by `add_commands(subparsers)`.
 
   photon record --out DIR [--topics T ...] [--storage mcap|sqlite3]
-  photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N]
+  photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N] [--set NODE.PARAM=VALUE]
   photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger round
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from photon_policy.profiles import parse_overrides
 from photon_policy.seeds import parse_seeds
 
 COLLECT_FIRST_SEED = 1000
@@ -45,7 +46,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         checkpoint = str(resolve_checkpoint(args.ckpt))
     paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
                     prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,
-                    checkpoint=checkpoint)
+                    checkpoint=checkpoint, overrides=parse_overrides(args.set))
     print(f"[photon] {len(paths)} bag(s) in {args.out}")
     return 0
 
@@ -73,4 +74,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     col.add_argument("--out", type=Path, required=True, help="directory for the bags")
     col.add_argument("--max-steps", type=int, default=1000, help="steps per episode (default 1000)")
     col.add_argument("--quiet", action="store_true", help="no progress bar")
+    col.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                     help="override a node parameter, e.g. expert.noise_correlation_time=0.2")
     col.set_defaults(func=cmd_collect)
