@@ -10,8 +10,7 @@ reported beside it. Prints JSON. Target (issue 4): p99 <= 10 ms on the 2-core CP
 
     .venv/bin/python benchmarks/policy_latency.py [--ckpt RUN|FILE] [--frames 2000] [--export torchscript]
 
-Without --ckpt it uses models/policy.pt, or a freshly initialised policy (same network and
-cost) when none ships yet.
+Without --ckpt it uses the shipped models/policy.pt.
 """
 from __future__ import annotations
 
@@ -37,19 +36,6 @@ def stats(ms: list[float]) -> dict:
     return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 3),
             "p99_ms": round(float(np.percentile(a, 99)), 3), "mean_ms": round(float(a.mean()), 3),
             "max_ms": round(float(a.max()), 3)}
-
-
-def checkpoint(arg: Path | None, tmp: Path) -> tuple[Path, str]:
-    from policy_node.checkpoint import save_policy
-    from policy_node.commands import resolve_checkpoint
-    from policy_node.model import DrivingPolicy, PolicyConfig
-
-    try:
-        path = resolve_checkpoint(arg)
-        return path, str(path)
-    except FileNotFoundError:
-        torch.manual_seed(0)
-        return save_policy(tmp / "fresh.pt", DrivingPolicy(PolicyConfig())), "freshly initialised (no models/policy.pt)"
 
 
 def in_process(ckpt: Path, frames: np.ndarray, n: int, threads: int) -> dict:
@@ -177,11 +163,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process (the node's default: 1)")
     args = parser.parse_args()
     from photon_policy.sim.episode import drive_frames
+    from policy_node.commands import resolve_checkpoint
 
     tmp = Path(tempfile.mkdtemp(prefix="photon-policy-latency-"))
-    ckpt, described = checkpoint(args.ckpt, tmp)
+    ckpt = resolve_checkpoint(args.ckpt)
     frames, _ = drive_frames(seed=1234, steps=250)
-    report = {"benchmark": "policy_latency", "checkpoint": described, "cpus": os.cpu_count(),
+    report = {"benchmark": "policy_latency", "checkpoint": str(ckpt), "cpus": os.cpu_count(),
               "camera_rate_hz": args.rate, "frames": args.frames, "node_export": args.export,
               "image_to_drive_through_dds": through_dds(ckpt, args.export, frames, args.frames, args.rate,
                                                         tmp / "policy_node.log"),

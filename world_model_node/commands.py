@@ -1,6 +1,6 @@
 """`photon train world-model` and `photon eval world-model`.
 
-  photon train world-model --data DIR --out RUN [--config YAML] [--steps N] [--device auto]
+  photon train world-model --data DIR [--data DIR2 ...] --out RUN [--config YAML] [--steps N] [--init CKPT]
   torchrun --nproc_per_node=2 -m photon_policy.cli train world-model --data DIR --out RUN   # DDP
   photon eval world-model [--ckpt RUN|FILE] --data DIR [--json out.json]
 """
@@ -34,7 +34,9 @@ def train_config_from_args(args: argparse.Namespace):
     if unknown:
         raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
     config = TrainConfig(**values, model=WorldModelConfig(**model_values))
-    config.data_dir, config.out_dir = str(args.data), str(args.out)
+    config.data_dirs, config.out_dir = [str(d) for d in args.data], str(args.out)
+    if args.init is not None:
+        config.init_from = str(resolve_checkpoint(args.init))
     for name in ("max_steps", "batch_size", "device", "seed"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
@@ -72,7 +74,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     wm = train_sub.add_parser("world-model", help="train the world model on recorded bags")
-    wm.add_argument("--data", type=Path, required=True, help="directory of bags (photon collect)")
+    wm.add_argument("--data", type=Path, action="append", required=True,
+                    help="directory of bags (photon collect); repeat to add more")
+    wm.add_argument("--init", type=Path, help="fine-tune: start from this checkpoint or run directory's weights")
     wm.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, log.csv")
     wm.add_argument("--config", type=Path, help="YAML of TrainConfig fields, with `model:` for the network")
     wm.add_argument("--steps", dest="max_steps", type=int)

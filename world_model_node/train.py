@@ -31,8 +31,8 @@ from world_model_node.model import WorldModel, WorldModelConfig, count_parameter
 
 @dataclass
 class TrainConfig(training.SharedSettings):
-    data_dir: str = "data/bags"
-    """Directory of recorded bags, read with photon_policy.bags.reader (list_bags, read_episode)."""
+    data_dirs: list = field(default_factory=lambda: ["data/bags"])
+    """Directories of recorded bags, read with photon_policy.bags.reader (list_bags, read_episode)."""
     out_dir: str = "runs/world_model"
     """Where last.pt (resumable, with optimizer state), best.pt (highest validation PSNR at the
     last horizon; weights only, the file to ship), log.csv and TensorBoard events (if installed) go."""
@@ -48,6 +48,14 @@ class TrainConfig(training.SharedSettings):
     """Validation windows, spread evenly over the held-out episodes."""
     loss_weights: dict = field(default_factory=dict)
     """Overrides for WorldModel.compute_loss weights: gen, rec, lat."""
+    init_from: str = ""
+    """Fine-tune: start from this checkpoint's weights (same model config) with a fresh optimizer
+    and schedule; "" = random initialisation. Ignored when resuming (last.pt has the weights)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data_dirs, (str, Path)):
+            self.data_dirs = [self.data_dirs]
+        self.data_dirs = [str(d) for d in self.data_dirs]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -55,9 +63,9 @@ class TrainConfig(training.SharedSettings):
         return d
 
 
-def load_episodes(data_dir: str | Path) -> list[EpisodeArrays]:
-    """Every bag under data_dir as EpisodeArrays."""
-    return training.load_episodes(data_dir)
+def load_episodes(data_dirs: str | Path | list) -> list[EpisodeArrays]:
+    """Every bag under the data directories as EpisodeArrays."""
+    return training.load_episodes(data_dirs)
 
 
 @torch.no_grad()
@@ -79,7 +87,7 @@ def validate(model: WorldModel, dataset: WindowDataset, device: torch.device, ba
 def train(config: TrainConfig, episodes: list[EpisodeArrays] | None = None) -> Path:
     """Run (or resume) training; returns the path of the best checkpoint (last.pt without validation).
 
-    `episodes` bypasses data_dir (tests, in-process tools)."""
+    `episodes` bypasses data_dirs (tests, in-process tools)."""
     return training.run_processes(config.device, lambda procs: _train(config, episodes, procs))
 
 
@@ -88,7 +96,7 @@ def _train(config: TrainConfig, episodes, procs: training.Processes) -> Path:
     out = training.prepare(config, procs)
 
     mc = config.model
-    episodes = episodes if episodes is not None else load_episodes(config.data_dir)
+    episodes = episodes if episodes is not None else load_episodes(config.data_dirs)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction)
     train_ds = WindowDataset(train_eps, mc.context_steps, mc.horizon_steps, mc.model_dt, config.skip_s)
     val_ds = training.even_subset(WindowDataset(val_eps, mc.context_steps, mc.horizon_steps, mc.model_dt,
@@ -111,6 +119,8 @@ def _train(config: TrainConfig, episodes, procs: training.Processes) -> Path:
         if ckpt["train_config"].get("seed") != config.seed:
             raise CheckpointError(f"{last_path}: written with seed {ckpt['train_config'].get('seed')}, "
                                   f"this run has seed {config.seed}: refusing a resume that would not continue it")
+    elif config.init_from:
+        model.load_state_dict(load_checkpoint(config.init_from, expected_config=mc, map_location=device)["model"])
     ddp_model = DistributedDataParallel(model) if procs.distributed else model
 
     log = None

@@ -218,6 +218,25 @@ def test_resume_is_an_identical_continuation(tmp_path):
     assert lines[0].startswith("step,") and [ln.split(",")[0] for ln in lines[1:]] == ["2", "4"]
 
 
+def test_fine_tuning_starts_from_the_named_checkpoint(tmp_path):
+    eps = _episodes()
+    train(_train_config(tmp_path / "base"), eps)
+    base = torch.load(tmp_path / "base" / "last.pt", weights_only=True)["model"]
+    # A learning rate too small to move any weight: what the run ends with is what it started from.
+    still = dict(lr=1e-12, weight_decay=0.0, max_steps=2, val_interval=2)
+    train(_train_config(tmp_path / "tuned", init_from=str(tmp_path / "base" / "last.pt"), **still), eps)
+    train(_train_config(tmp_path / "fresh", seed=1, **still), eps)
+    tuned = torch.load(tmp_path / "tuned" / "last.pt", weights_only=True)
+    fresh = torch.load(tmp_path / "fresh" / "last.pt", weights_only=True)["model"]
+    assert tuned["step"] == 2 and tuned["train_config"]["init_from"].endswith("last.pt")
+    for k in base:
+        assert torch.allclose(tuned["model"][k].float(), base[k].float(), atol=1e-6), k
+    assert any(not torch.allclose(fresh[k].float(), base[k].float()) for k in base)
+    with pytest.raises(CheckpointError, match="does not match"):
+        train(_train_config(tmp_path / "other", model=tiny_config(hidden=32),
+                            init_from=str(tmp_path / "base" / "last.pt")), eps)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
