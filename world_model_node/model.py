@@ -76,9 +76,9 @@ class WorldModelConfig:
     with model_dt and wheelbase_m it sets the kinematic motion prior's initial gains."""
     wheelbase_m: float = 3.24
     """Axle to axle, m (CarRacing's car)."""
-    lateral_grip: float = 200.0
+    lateral_grip: float = 140.0
     """Lateral acceleration the tyres hold, m/s^2: caps the prior's yaw rate at grip / speed
-    (at speed, full lock turns the car by ~9 degrees in 0.1 s, not the kinematic ~35)."""
+    (at 88 m/s, full lock turns the car by ~9 degrees in 0.1 s, not the kinematic ~35)."""
     pivot_y: float = 0.5
     """Where the car sits in normalised image coordinates (y down, -1 top, +1 bottom):
     the point the predicted ground motion rotates about (only its parametrisation)."""
@@ -158,15 +158,20 @@ class WorldModel(nn.Module):
         # (image units per normalised command) tie the motion to the actions, where a free head
         # would read it off the context frames and ignore the commands.
         # Initialised from the kinematics, in the warp's ground units (half the view width):
-        # yaw per step at full lock and full speed, then forward shift per step at full speed
-        # (signs checked against recorded frames: warping with them beats the identity).
+        # yaw per step at full lock and full speed, then forward shift per step at full speed.
+        # Both are negative in the warp's convention (it maps new-frame coordinates to where
+        # they were in the previous frame): driving forward samples the previous frame higher
+        # up, and steering left rotates the sampling clockwise. Measured on recorded frames at
+        # ~85 m/s: the best rigid warp of frame k onto k+1 has a forward shift of -0.5 to -0.75
+        # and, one step into a full-lock pulse, a yaw of -0.1 rad for left and +0.1 for right.
         # Starting there matters: a photometric loss only has gradients within a pixel or so
-        # of the true motion, which at speed is ~17 px per step.
-        # Third: the grip limit's yaw per step at full speed.
+        # of the true motion, which at speed is ~17 px per step; started with the wrong signs,
+        # training drove the gains towards zero and left the motion to blurry generation.
+        # Third: the grip limit's yaw per step at full speed (its sign is the steering's).
         half_width = c.view_width_m / 2
         self.command_motion_gain = nn.Parameter(torch.tensor([
-            c.speed_scale * math.tan(c.steering_scale) / c.wheelbase_m * c.model_dt,
-            c.speed_scale * c.model_dt / half_width,
+            -c.speed_scale * math.tan(c.steering_scale) / c.wheelbase_m * c.model_dt,
+            -c.speed_scale * c.model_dt / half_width,
             c.lateral_grip / c.speed_scale * c.model_dt]))
         self.log_aspect = nn.Parameter(torch.tensor(math.log(c.ground_aspect)))
         self.h_to_map = nn.Linear(c.hidden, 8)

@@ -51,6 +51,12 @@ class ExpertConfig:
     """Correlation time of the steering noise, s: long enough to drift, then recover."""
     noise_seed: int = 0
     """Seed of the steering noise."""
+    steering_pulse_interval: float = 0.0
+    """Mean time between full-lock steering pulses, s (part of the noise: needs steering_noise_std
+    > 0); 0 = none. A pulse shows what full lock does in its first instants from a stable state,
+    which drift noise never does: it saturates only once the car is already sliding."""
+    steering_pulse_duration: float = 0.15
+    """Length of one full-lock pulse (left or right at random), s."""
     search_window: int = 10
     """Centreline points searched either side of the last nearest point."""
     dt: float = 1.0 / 50.0
@@ -63,11 +69,15 @@ class ExpertConfig:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         for name in ("rear_axle_offset", "lookahead_time", "speed_preview_time",
-                     "steering_time_constant", "steering_noise_std"):
+                     "steering_time_constant", "steering_noise_std", "steering_pulse_interval",
+                     "steering_pulse_duration"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.search_window < 1:
             raise ValueError(f"search_window={self.search_window} must be >= 1")
+        if self.steering_pulse_interval > 0.0 and self.steering_noise_std <= 0.0:
+            raise ValueError("steering_pulse_interval > 0 needs steering_noise_std > 0: pulses are noise, "
+                             "executed but never in the clean label")
 
 
 def path_curvature(centerline: np.ndarray, window: float) -> np.ndarray:
@@ -138,6 +148,8 @@ class ExpertDriver:
         self._ou = 0.0
         self._noise = 0.0
         self._rng = np.random.default_rng(cfg.noise_seed if noise_seed is None else noise_seed)
+        self._pulse_steps_left = 0
+        self._pulse_sign = 0.0
         self.last_clean_steering = 0.0
 
     @property
@@ -181,6 +193,8 @@ class ExpertDriver:
         self._steering = _clamp(self._steering, cfg.max_steering_angle)
         self.last_clean_steering = self._steering
         steering = _clamp(self._steering + self._next_noise(), cfg.max_steering_angle)
+        if self._next_pulse():
+            steering = self._pulse_sign * cfg.max_steering_angle
         speed_cmd = float(np.interp(station + cfg.speed_preview_time * speed, self._station,
                                     self._speed, period=self._length))
         return steering, speed_cmd
@@ -220,6 +234,19 @@ class ExpertDriver:
         self._ou = decay * self._ou + cfg.steering_noise_std * kick
         self._noise = decay * self._noise + (1.0 - decay) * self._ou
         return self._noise
+
+    def _next_pulse(self) -> bool:
+        """Whether this step is part of a full-lock pulse; pulses start as a Poisson process."""
+        cfg = self.config
+        if cfg.steering_pulse_interval <= 0.0 or cfg.steering_noise_std <= 0.0:
+            return False
+        if self._pulse_steps_left == 0 and self._rng.random() < cfg.dt / cfg.steering_pulse_interval:
+            self._pulse_steps_left = max(1, round(cfg.steering_pulse_duration / cfg.dt))
+            self._pulse_sign = 1.0 if self._rng.random() < 0.5 else -1.0
+        if self._pulse_steps_left == 0:
+            return False
+        self._pulse_steps_left -= 1
+        return True
 
 
 def _clamp(value: float, limit: float) -> float:

@@ -109,3 +109,23 @@ def test_clean_label_is_the_noise_free_command(track):
         steering, _ = clean.act(state)
         noisy.act(state)
         assert noisy.last_clean_steering == steering
+
+
+def test_pulses_are_full_lock_runs_of_their_length_either_way_and_never_the_label(track):
+    centerline, width = track
+    config = ExpertConfig(steering_noise_std=0.01, steering_pulse_interval=0.5, steering_pulse_duration=0.1,
+                          noise_seed=3)
+    expert = ExpertDriver(config, centerline, width)
+    commands, labels = [], []
+    for i in range(len(centerline) * 3):
+        commands.append(expert.act(on_track(centerline, i // 3, offset=0.5))[0])
+        labels.append(expert.last_clean_steering)
+    lock = np.isclose(np.abs(commands), config.max_steering_angle)
+    runs = [len(r) for r in np.split(lock, np.flatnonzero(np.diff(lock)) + 1) if r[0]]
+    # Pulses may run back to back (a new one can start the step after one ends): whole multiples.
+    assert len(runs) >= 5 and all(r % 5 == 0 for r in runs), runs
+    signs = {np.sign(c) for c, on in zip(commands, lock) if on}
+    assert signs == {-1.0, 1.0}
+    assert max(abs(x) for x in labels) < config.max_steering_angle
+    with pytest.raises(ValueError, match="needs steering_noise_std > 0"):
+        ExpertConfig(steering_pulse_interval=1.0)
