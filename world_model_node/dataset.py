@@ -59,6 +59,15 @@ def window_actions(commands: np.ndarray, start: int, steps: int, stride: int) ->
     return commands[idx].reshape(steps, stride, -1).mean(axis=1).astype(np.float32)
 
 
+def window_motion(odom: np.ndarray, start: int, steps: int, stride: int, model_dt: float) -> np.ndarray:
+    """(steps, 3) float32 [yaw rad, left m, forward m]: for frame start + i*stride, how the car
+    moved since the frame a stride before it, from the odometry twist (body frame) over those
+    frames."""
+    idx = start - stride + 1 + np.arange(steps * stride)
+    vx, vy, yaw_rate = odom[idx].reshape(steps, stride, 3).mean(axis=1).T
+    return (np.stack([yaw_rate, vy, vx], -1) * model_dt).astype(np.float32)
+
+
 def split_episodes(episodes: list[EpisodeArrays], val_fraction: float = 0.1
                    ) -> tuple[list[EpisodeArrays], list[EpisodeArrays]]:
     """Deterministic train/val split by episode name (CRC32, the same on every machine and
@@ -86,6 +95,7 @@ class WindowDataset(Dataset):
                  model_dt: float, skip_s: float = 1.0, every: int = 1) -> None:
         self.episodes = episodes
         self.steps = context_steps + horizon_steps
+        self.model_dt = model_dt
         self.strides = [model_stride(model_dt, e) for e in episodes]
         self.index: list[WindowIndex] = []
         for i, e in enumerate(episodes):
@@ -104,4 +114,5 @@ class WindowDataset(Dataset):
         e, stride = self.episodes[w.episode], self.strides[w.episode]
         frames = e.frames[self.frame_indices(i)]  # (T, H, W, 3)
         return {"frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
-                "actions": torch.from_numpy(window_actions(e.commands, w.start, self.steps, stride))}
+                "actions": torch.from_numpy(window_actions(e.commands, w.start, self.steps, stride)),
+                "motion": torch.from_numpy(window_motion(e.odom, w.start, self.steps, stride, self.model_dt))}

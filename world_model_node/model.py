@@ -125,6 +125,9 @@ class State:
     motion: torch.Tensor
     """(B, 3, 3) accumulated ground motion from the anchor frame to this step, as the affine
     map from this step's normalised image coordinates to the anchor's."""
+    step_motion: torch.Tensor | None = None
+    """(B, 3) [yaw, x shift, y shift] of the last step alone, in the warp's ground units
+    (None for an observed state)."""
 
 
 class WorldModel(nn.Module):
@@ -279,14 +282,15 @@ class WorldModel(nn.Module):
         a = self.normalize_actions(action)
         e = self.summary(state.feat.flatten(1))
         h = self.gru(torch.cat([e, self.action_mlp(a)], -1), state.h)
-        m = self._motion_matrix(self.motion_head(torch.cat([h, a], -1)) + self._command_motion(a))
+        step_motion = self.motion_head(torch.cat([h, a], -1)) + self._command_motion(a)
+        m = self._motion_matrix(step_motion)
         warped, valid = self._warp(state.feat, m)
         b, _, s, _ = warped.shape
         extra = torch.cat([valid, self.coords.expand(b, 2, s, s),
                            self.h_to_map(h)[:, :, None, None].expand(b, 8, s, s),
                            a[:, :, None, None].expand(b, a.shape[1], s, s)], 1)
         feat = warped + self.refine(torch.cat([warped, extra], 1))
-        return State(feat, h, state.anchor, state.motion @ m)
+        return State(feat, h, state.anchor, state.motion @ m, step_motion)
 
     def observe(self, context_frames: torch.Tensor, context_actions: torch.Tensor,
                 state: State | None = None) -> State:
@@ -315,7 +319,8 @@ class WorldModel(nn.Module):
             state = self.step(state, future_actions[:, t])
             out.append(state)
         return State(torch.stack([s.feat for s in out], 1), torch.stack([s.h for s in out], 1),
-                     state.anchor, torch.stack([s.motion for s in out], 1))
+                     state.anchor, torch.stack([s.motion for s in out], 1),
+                     torch.stack([s.step_motion for s in out], 1))
 
     def video_pred(self, context_frames: torch.Tensor, context_actions: torch.Tensor,
                    future_actions: torch.Tensor) -> torch.Tensor:
@@ -333,14 +338,24 @@ class WorldModel(nn.Module):
 
     # ---- training ----------------------------------------------------------------------
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor,
-                weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor, weights: dict[str, float] | None = None,
+                motion: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Training entry point (what DDP wraps): compute_loss."""
-        return self.compute_loss(frames, actions, weights)
+        return self.compute_loss(frames, actions, weights, motion)
 
-    def compute_loss(self, frames: torch.Tensor, actions: torch.Tensor,
-                     weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """frames (B, K+H, 3, H, W), actions (B, K+H, 2) -> (loss, metrics).
+    def motion_target(self, motion: torch.Tensor) -> torch.Tensor:
+        """Measured motion (..., 3) [yaw rad, left m, forward m] (dataset.window_motion) -> the
+        warp's [yaw, x shift, y shift] in ground units (half the view width). Both are negated:
+        the warp maps new-frame coordinates to where they were, so moving forward samples
+        the previous frame higher up and turning left (yaw > 0) rotates the sampling clockwise."""
+        half_width = self.config.view_width_m / 2
+        yaw, left, forward = motion.unbind(-1)
+        return torch.stack([-yaw, -left / half_width, -forward / half_width], -1)
+
+    def compute_loss(self, frames: torch.Tensor, actions: torch.Tensor, weights: dict[str, float] | None = None,
+                     motion: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """frames (B, K+H, 3, H, W), actions (B, K+H, 2), measured motion (B, K+H, 3) or None
+        -> (loss, metrics).
 
         loss = prediction MSE of the composited frames, mean over the horizon
              + gen  * MSE of the latent-only decodings of the same predictions
@@ -350,9 +365,12 @@ class WorldModel(nn.Module):
                       the motion head directly, whatever the compositing prefers)
              + lat  * MSE between imagined latent maps and the encoder's, relative to the
                       latents' variance (target detached; keeps imagined features usable
-                      where observed ones are expected).
+                      where observed ones are expected)
+             + motion * smooth L1 between each imagined step's ego-motion and the odometry's
+                      (when given): the photometric losses alone let the motion shrink
+                      towards a blur wherever it is uncertain.
         """
-        w = {"gen": 0.5, "rec": 1.0, "warp": 0.5, "lat": 0.1} | (weights or {})
+        w = {"gen": 0.5, "rec": 1.0, "warp": 0.5, "lat": 0.1, "motion": 1.0} | (weights or {})
         k = self.config.context_steps
         x = self.to_float(frames)
         z = self.encode(x)
@@ -378,6 +396,10 @@ class WorldModel(nn.Module):
             warp_l1 = ((parts["warped"] - target).abs() * changed).sum() / (3 * changed.sum()).clamp_min(1.0)
             loss = loss + w["warp"] * warp_l1
             metrics["warp_l1"] = warp_l1.item()
+        if motion is not None and w["motion"] > 0:
+            motion_err = F.smooth_l1_loss(imagined.step_motion, self.motion_target(motion[:, k:]), beta=0.05)
+            loss = loss + w["motion"] * motion_err
+            metrics["motion_err"] = motion_err.item()
         with torch.no_grad():
             psnr_last = -10 * torch.log10(((pred[:, -1] - target[:, -1]) ** 2).mean(dim=(1, 2, 3))
                                           .clamp_min(1e-10)).mean()

@@ -47,7 +47,7 @@ class TrainConfig(training.SharedSettings):
     val_samples: int = 256
     """Validation windows, spread evenly over the held-out episodes."""
     loss_weights: dict = field(default_factory=dict)
-    """Overrides for WorldModel.compute_loss weights: gen, rec, lat."""
+    """Overrides for WorldModel.compute_loss weights: gen, rec, warp, lat, motion."""
     init_from: str = ""
     """Fine-tune: start from this checkpoint's weights (same model config) with a fresh optimizer
     and schedule; "" = random initialisation. Ignored when resuming (last.pt has the weights)."""
@@ -76,7 +76,7 @@ def validate(model: WorldModel, dataset: WindowDataset, device: torch.device, ba
     loss_sum, psnr_sum, n = 0.0, 0.0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         frames, actions = batch["frames"].to(device), batch["actions"].to(device)
-        loss, metrics = model.compute_loss(frames, actions, weights)
+        loss, metrics = model.compute_loss(frames, actions, weights, batch["motion"].to(device))
         psnr_sum += metrics["psnr_last"] * len(frames)
         loss_sum += loss.item() * len(frames)
         n += len(frames)
@@ -159,7 +159,7 @@ def _train(config: TrainConfig, episodes, procs: training.Processes) -> Path:
                  f"{row.get('val_psnr_last', float('nan')):.2f} dB, {fps:.0f} frames/s")
 
     try:
-        training.fit(config, model, lambda b: ddp_model(b["frames"], b["actions"], config.loss_weights), opt,
+        training.fit(config, model, lambda b: ddp_model(b["frames"], b["actions"], config.loss_weights, b["motion"]), opt,
                      train_ds, procs, step, on_interval,
                      lambda m: {"loss": f"{m['loss']:.4f}", "psnr": f"{m['psnr_last']:.1f}"})
     finally:

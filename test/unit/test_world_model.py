@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from photon_policy.episode_data import EpisodeArrays
 from world_model_node.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from world_model_node.dataset import WindowDataset, split_episodes, window_actions, window_starts
+from world_model_node.dataset import WindowDataset, split_episodes, window_actions, window_motion, window_starts
 from world_model_node.evaluate import counterfactual_check, road_shift_px, ssim, steering_rotation
 from world_model_node.model import WorldModel, WorldModelConfig
 from world_model_node.train import TrainConfig, train
@@ -152,6 +152,19 @@ def test_windows_respect_segments_and_skip_first_second():
     acts = window_actions(ep.commands, 60, 4, 5)
     np.testing.assert_allclose(acts[:, 0], [57, 62, 67, 72])
     assert ds[0]["frames"].dtype == torch.uint8 and ds[0]["frames"].shape == (4, 3, SIZE, SIZE)
+
+
+def test_motion_targets_come_from_the_odometry_over_each_step_in_the_warps_convention():
+    t = np.arange(40, dtype=np.float32)
+    # vx ramps with the frame index; vy and the yaw rate are constant.
+    odom = np.stack([t, np.full_like(t, 2.0), np.full_like(t, 0.5)], -1)
+    motion = window_motion(odom, start=10, steps=3, stride=5, model_dt=0.1)
+    # Frame 10 moved over frames 6..10 (mean vx 8), frame 15 over 11..15, frame 20 over 16..20.
+    np.testing.assert_allclose(motion, [[0.05, 0.2, 0.8], [0.05, 0.2, 1.3], [0.05, 0.2, 1.8]], rtol=1e-6)
+    model = WorldModel(tiny_config(view_width_m=20.0))
+    target = model.motion_target(torch.tensor([[0.1, 1.0, 5.0]]))
+    # Turning left and moving forward: the warp samples clockwise and from higher up.
+    torch.testing.assert_close(target, torch.tensor([[-0.1, -0.1, -0.5]]))
 
 
 def test_split_is_deterministic_by_name():
