@@ -85,11 +85,16 @@ class LoopConfig(Protocol):
     progress: bool
 
 
+def dir_list(data_dirs: str | Path | Iterable[str | Path]) -> list[str]:
+    """One directory or several -> a list of paths as strings (what configs store)."""
+    return [str(data_dirs)] if isinstance(data_dirs, (str, Path)) else [str(d) for d in data_dirs]
+
+
 def load_episodes(data_dirs: str | Path | Iterable[str | Path]) -> list[EpisodeArrays]:
     """Every episode of every bag under the data directories, as EpisodeArrays."""
     from photon_policy.bags.reader import list_bags, read_episodes
 
-    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    dirs = dir_list(data_dirs)
     episodes = []
     for data_dir in dirs:
         bags = list(list_bags(data_dir))

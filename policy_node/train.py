@@ -60,9 +60,7 @@ class PolicyTrainConfig(training.SharedSettings):
     """Validation samples, spread evenly over the held-out episodes."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.data_dirs, (str, Path)):
-            self.data_dirs = [self.data_dirs]
-        self.data_dirs = [str(d) for d in self.data_dirs]
+        self.data_dirs = training.dir_list(self.data_dirs)
         if not self.world_model and not self.scratch:
             raise ValueError("give a world-model checkpoint to start from (or scratch=True)")
         if not 0.0 <= self.world_model_lr_scale:

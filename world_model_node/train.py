@@ -53,9 +53,7 @@ class TrainConfig(training.SharedSettings):
     and schedule; "" = random initialisation. Ignored when resuming (last.pt has the weights)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.data_dirs, (str, Path)):
-            self.data_dirs = [self.data_dirs]
-        self.data_dirs = [str(d) for d in self.data_dirs]
+        self.data_dirs = training.dir_list(self.data_dirs)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -236,9 +236,10 @@ class ExpertDriver:
         return self._noise
 
     def _next_pulse(self) -> bool:
-        """Whether this step is part of a full-lock pulse; pulses start as a Poisson process."""
+        """Whether this step is part of a full-lock pulse; pulses start as a Poisson process.
+        (ExpertConfig allows pulses only with steering noise on.)"""
         cfg = self.config
-        if cfg.steering_pulse_interval <= 0.0 or cfg.steering_noise_std <= 0.0:
+        if cfg.steering_pulse_interval <= 0.0:
             return False
         if self._pulse_steps_left == 0 and self._rng.random() < cfg.dt / cfg.steering_pulse_interval:
             self._pulse_steps_left = max(1, round(cfg.steering_pulse_duration / cfg.dt))
