@@ -58,18 +58,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ckpt = resolve_checkpoint(args.ckpt)
     episodes = load_episodes(args.data)
     out_dir = args.json.parent if args.json else None
-    report = evaluate(ckpt, episodes, out_dir=out_dir, latency_runs=args.latency_runs)
+    report = evaluate(ckpt, episodes, out_dir=out_dir, latency_runs=args.latency_runs,
+                      ground_truth=args.ground_truth, progress=True)
     report["checkpoint"] = str(ckpt)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"[photon] wrote {args.json} and {out_dir / 'prediction_strip.png'}")
+        print(f"[photon] wrote {args.json} and the PNG strips beside it")
     print(f"{'horizon s':>9} {'PSNR model':>10} {'copy-last':>9} {'zero-act':>8} {'SSIM model':>10} {'copy-last':>9}")
     for i, h in enumerate(report["horizons_s"]):
         p, s = report["psnr"], report["ssim"]
         print(f"{h:9.2f} {p['model'][i]:10.2f} {p['copy_last'][i]:9.2f} {p['zero_action'][i]:8.2f} "
               f"{s['model'][i]:10.3f} {s['copy_last'][i]:9.3f}")
-    print(f"counterfactual pass rate: {report['counterfactual_pass_rate']:.3f}")
+    cf = report["counterfactual"]
+    if cf["ground_truth"] == "simulator":
+        sim = cf["simulator"]
+        print(f"counterfactual at {cf['horizon_s']} s: model passes {cf['passed']} of the {cf['determinate']} contexts "
+              f"where the simulator's own branches pass ({report['counterfactual_pass_rate']:.3f}); the simulator "
+              f"passes {sim['pass_rate']:.3f} of {sim['road_visible']} contexts with road in view; "
+              f"model alone {cf['model_pass_rate_where_road_visible']:.3f} of {cf['road_visible']}")
+        bp = cf["branch_psnr"]
+        for name in ("left", "right"):
+            print(f"  {name} branch PSNR per horizon: model {_fmt(bp[name]['model'])}, "
+                  f"straight prediction {_fmt(bp[name]['straight_prediction'])}")
+    else:
+        print(f"counterfactual pass rate: {report['counterfactual_pass_rate']:.3f} "
+              f"(no simulator ground truth: {cf.get('ground_truth_note', '')})")
     return 0
+
+
+def _fmt(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
 
 
 def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
@@ -90,3 +108,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", type=Path, help="checkpoint file or run directory (default: the shipped model)")
     parser.add_argument("--data", type=Path, help="held-out bags to evaluate on")
     parser.add_argument("--latency-runs", type=int, default=0, help="also time video_pred at batch 1")
+    parser.add_argument("--ground-truth", choices=("auto", "simulator", "none"), default="auto",
+                        help="counterfactual ground truth: replay simulator bags and branch them "
+                             "(auto: when every bag has a simulator seed)")

@@ -4,9 +4,21 @@ Per horizon step: PSNR and SSIM of the model's open-loop predictions, of the
 copy-last-frame baseline, and of the same model with every action zeroed (the
 actions must matter). The steering counterfactual: from the same context, roll
 out full-left, straight and full-right and measure which way the predicted
-road turns (`steering_rotation`, `counterfactual_check`). Optionally a PNG
-strip of context / truth / prediction and the CPU latency of one full
-prediction.
+road turns (`steering_rotation`, `counterfactual_check`).
+
+Where the held-out bags are lockstep episodes of our simulator, the simulator
+itself says what full left and full right would have shown: each context's
+episode is replayed to that frame and branched (`photon_policy.sim.replay`).
+The same check then runs on the simulator's own frames, and the model is held
+to it where the simulator passes it: a car sliding off the road turns no
+differently under full left than under full right, and a model that showed it
+turning would be wrong. The model's branch predictions are also scored
+against the simulator's branch frames (PSNR). Bags from anywhere else (a real
+car) have no such ground truth; the check then counts every context whose
+straight rollout shows road.
+
+Optionally PNG strips (context / truth / prediction; the counterfactual
+branches) and the CPU latency of one full prediction.
 """
 from __future__ import annotations
 
@@ -20,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from photon_policy.episode_data import EpisodeArrays
+from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 from world_model_node.checkpoint import load_model
 from world_model_node.dataset import WindowDataset
 from world_model_node.model import WorldModel, horizon_seconds, psnr
@@ -109,18 +122,6 @@ def steering_rotation(straight: torch.Tensor, turned: torch.Tensor, car_xy: tupl
     return torch.rad2deg(d)
 
 
-def road_shift_px(straight: torch.Tensor, turned: torch.Tensor, rows: tuple[int, int]) -> torch.Tensor:
-    """Horizontal displacement (px, + = right) of the road centroid within `rows` (the view
-    ahead of the car), turned minus straight; NaN where either has no road there."""
-    def cx(f):
-        m = road_mask(f)[..., rows[0]:rows[1], :]
-        xs = torch.arange(m.shape[-1], dtype=m.dtype)
-        n = m.sum(dim=(-2, -1))
-        c = (m * xs).sum(dim=(-2, -1)) / n.clamp_min(1e-6)
-        return torch.where(n >= 10, c, torch.full_like(c, math.nan))
-    return cx(turned) - cx(straight)
-
-
 def counterfactual_check(straight: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
                          car_xy: tuple[float, float], min_deg: float = 1.0) -> dict[str, torch.Tensor]:
     """Steering counterfactual on predicted frames (B, 3, H, W) from the same contexts.
@@ -149,26 +150,54 @@ Full lock at speed turns the car by 90 degrees or more within 0.5 s, and a road 
 that far reads as turned the other way (the road behind the car swings into view ahead), so
 later steps measure the bearing's aliasing, not the model; they are reported beside it."""
 
+BRANCHES = ("straight", "left", "right")
+"""The counterfactual rollouts, in order: steering 0, +max (left), -max (right)."""
+
 
 def _car_xy(model: WorldModel) -> tuple[float, float]:
     s = model.config.image_size
     return s / 2, (model.config.pivot_y + 1) / 2 * s
 
 
+def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
+                      dbw_config=None) -> tuple[dict[int, EpisodeReplay] | None, str]:
+    """Replays of the episodes for the simulator's counterfactual ground truth, and why there are
+    none: ground_truth "none" skips it, "simulator" requires it, "auto" uses it where every
+    episode carries a simulator seed (each replay is checked frame for frame as it branches)."""
+    if ground_truth not in ("auto", "simulator", "none"):
+        raise ValueError(f"ground_truth must be auto, simulator or none, not {ground_truth!r}")
+    if ground_truth == "none":
+        return None, "not asked for"
+    unseeded = [e.name for e in episodes if e.seed is None]
+    if unseeded:
+        why = f"episode(s) {', '.join(unseeded[:3])} carry no simulator seed"
+        if ground_truth == "simulator":
+            raise ReplayMismatch(f"no simulator ground truth: {why}")
+        return None, why
+    if dbw_config is None:
+        from photon_policy.sim.episode import shipped_configs
+        dbw_config = shipped_configs()[1]
+    return {i: EpisodeReplay(e.seed, e.commands, e.frames, dbw_config) for i, e in enumerate(episodes)}, ""
+
+
 @torch.inference_mode()
 def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
              out_dir: str | Path | None = None, max_windows: int = 512, counterfactual_windows: int = 200,
              strip_samples: int = 4, batch_size: int = 32, skip_s: float = 1.0, device: str = "cpu",
-             threads: int = 2, latency_runs: int = 0) -> dict:
+             threads: int = 2, latency_runs: int = 0, ground_truth: str = "auto", progress: bool = False) -> dict:
     """Metrics of `checkpoint` on windows evenly spread over `episodes` (held-out ones).
 
-    Returns (and with out_dir, writes eval.json + prediction_strip.png):
+    Returns (and with out_dir, writes eval.json, prediction_strip.png and counterfactual_strip.png):
       horizons_s: seconds ahead of each predicted frame
       psnr, ssim: {"model", "copy_last", "zero_action"}: one mean per horizon
-      counterfactual_pass_rate: share of determinate contexts passing counterfactual_check on the
-        frames COUNTERFACTUAL_STEP ahead (counterfactual.pass_rate_by_horizon: every step)
-      counterfactual: counts and mean rotations, num_windows, num_episodes
+      counterfactual_pass_rate: on the frames COUNTERFACTUAL_STEP ahead, the share of contexts
+        passing counterfactual_check among those where the simulator's own branches pass it
+        (ground truth "simulator"), or among those whose straight rollout shows road ("none")
+      counterfactual: counts, rates per horizon, mean rotations, the simulator's own figures and
+        the branch PSNRs (with ground truth), num_windows, num_episodes
       latency_ms (latency_runs > 0): p50/p99 of one video_pred at batch 1 on CPU
+    A replay that does not reproduce its bag raises ReplayMismatch, except under "auto", which
+    then evaluates without ground truth and says why in counterfactual.ground_truth_note.
     """
     if threads > 0:
         torch.set_num_threads(threads)
@@ -182,86 +211,184 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).round().astype(int)
     cf_pick = set(pick[np.linspace(0, len(pick) - 1, min(counterfactual_windows, len(pick))).round()
                        .astype(int)].tolist())
-    sums = {m: {n: torch.zeros(hz, dtype=torch.float64) for n in ("model", "copy_last", "zero_action")}
-            for m in ("psnr", "ssim")}
-    cf = {"pass": [], "determinate": [], "rotation_left_deg": [], "rotation_right_deg": [],
-          "shift_left_px": [], "shift_right_px": []}
-    cf_by_step = {"pass": [], "determinate": []}
-    strip = []
-    car = _car_xy(model)
-    ahead_rows = (0, int(car[1]) - 8)
-    for b0 in range(0, len(pick), batch_size):
-        idx = pick[b0:b0 + batch_size]
-        items = [ds[int(i)] for i in idx]
-        frames = torch.stack([it["frames"] for it in items]).to(device)
-        actions = torch.stack([it["actions"] for it in items]).to(device)
-        x = model.to_float(frames)
-        ctx, ctx_a, fut_a, truth = x[:, :k], actions[:, :k], actions[:, k:], x[:, k:]
-        state = model.observe(ctx, ctx_a)
-        pred = model.decode(model.imagine(state, fut_a))
-        zero = model.video_pred(ctx, torch.zeros_like(ctx_a), torch.zeros_like(fut_a))
-        copy = ctx[:, -1:].expand_as(truth)
-        for name, p in (("model", pred), ("copy_last", copy), ("zero_action", zero)):
-            sums["psnr"][name] += psnr(p, truth).double().sum(0).cpu()
-            sums["ssim"][name] += ssim(p, truth).double().sum(0).cpu()
-        sel = [j for j, i in enumerate(idx) if int(i) in cf_pick]
-        if sel:
-            st = _select(state, sel)
-            speed = ctx_a[sel, -1, 1]
-            rolls = []
-            for steer in (0.0, c.steering_scale, -c.steering_scale):
-                a = torch.stack([torch.full_like(speed, steer), speed], -1)[:, None].expand(-1, hz, 2)
-                rolls.append(model.decode(model.imagine(st, a)).cpu())
-            steps = [counterfactual_check(*(r[:, t] for r in rolls), car_xy=car) for t in range(hz)]
-            cf_by_step["pass"].append(torch.stack([r["pass"] for r in steps], -1))
-            cf_by_step["determinate"].append(torch.stack([r["determinate"] for r in steps], -1))
-            res = steps[COUNTERFACTUAL_STEP]
-            rolls = [r[:, COUNTERFACTUAL_STEP] for r in rolls]
-            for key in ("pass", "determinate", "rotation_left_deg", "rotation_right_deg"):
-                cf[key].append(res[key])
-            cf["shift_left_px"].append(road_shift_px(rolls[0], rolls[1], ahead_rows))
-            cf["shift_right_px"].append(road_shift_px(rolls[0], rolls[2], ahead_rows))
-        if len(strip) < strip_samples:
-            for j in range(min(strip_samples - len(strip), len(idx))):
-                strip.append((ctx[j].cpu(), truth[j].cpu(), pred[j].cpu()))
-    n = len(pick)
-    cfc = {key: torch.cat(v) for key, v in cf.items()}
-    det = cfc["determinate"]
-    pass_by_step = torch.cat(cf_by_step["pass"]).sum(0)
-    det_by_step = torch.cat(cf_by_step["determinate"]).sum(0)
-    n_det = int(det.sum())
-
-    def nanmean(t):
-        t = t[det & ~torch.isnan(t)]
-        return float(t.mean()) if len(t) else math.nan
-
-    result = {
-        "horizons_s": horizon_seconds(c),
-        "psnr": {m: (v / n).tolist() for m, v in sums["psnr"].items()},
-        "ssim": {m: (v / n).tolist() for m, v in sums["ssim"].items()},
-        "counterfactual_pass_rate": float(cfc["pass"].sum()) / n_det if n_det else math.nan,
-        "counterfactual": {
-            "horizon_s": horizon_seconds(c)[COUNTERFACTUAL_STEP],
-            "pass_rate_by_horizon": (pass_by_step / det_by_step.clamp_min(1)).tolist(),
-            "contexts": int(len(det)), "determinate": n_det, "passed": int(cfc["pass"].sum()),
-            "min_rotation_deg": 1.0,
-            "mean_rotation_left_deg": nanmean(cfc["rotation_left_deg"]),
-            "mean_rotation_right_deg": nanmean(cfc["rotation_right_deg"]),
-            "mean_shift_left_px": nanmean(cfc["shift_left_px"]),
-            "mean_shift_right_px": nanmean(cfc["shift_right_px"]),
-        },
-        "num_windows": n, "num_episodes": len(episodes),
-        "checkpoint": str(checkpoint) if not isinstance(checkpoint, WorldModel) else None,
-    }
+    replays, truth_note = simulator_replays(episodes, ground_truth)
+    bar = None
+    if progress and replays is not None:
+        from tqdm import tqdm
+        bar = tqdm(total=len(cf_pick), desc="simulator branches", unit="context", leave=False)
+    try:
+        acc = _Accumulator(hz)
+        for b0 in range(0, len(pick), batch_size):
+            idx = pick[b0:b0 + batch_size]
+            items = [ds[int(i)] for i in idx]
+            frames = torch.stack([it["frames"] for it in items]).to(device)
+            actions = torch.stack([it["actions"] for it in items]).to(device)
+            x = model.to_float(frames)
+            ctx, ctx_a, fut_a, truth = x[:, :k], actions[:, :k], actions[:, k:], x[:, k:]
+            state = model.observe(ctx, ctx_a)
+            pred = model.decode(model.imagine(state, fut_a))
+            zero = model.video_pred(ctx, torch.zeros_like(ctx_a), torch.zeros_like(fut_a))
+            acc.add_predictions({"model": pred, "copy_last": ctx[:, -1:].expand_as(truth), "zero_action": zero},
+                                truth)
+            sel = [j for j, i in enumerate(idx) if int(i) in cf_pick]
+            if sel:
+                speed = ctx_a[sel, -1, 1]
+                steerings = (0.0, c.steering_scale, -c.steering_scale)
+                st = _select(state, sel)
+                rolls = torch.stack([model.decode(model.imagine(st, torch.stack(
+                    [torch.full_like(speed, steer), speed], -1)[:, None].expand(-1, hz, 2))).cpu()
+                    for steer in steerings], 1)  # (S, 3 branches, hz, 3, H, W)
+                sim = None
+                if replays is not None:
+                    try:
+                        sim = _simulator_branches(ds, [int(idx[j]) for j in sel], replays, steerings, speed.cpu(), hz)
+                    except ReplayMismatch as err:
+                        if ground_truth == "simulator":
+                            raise
+                        replays, truth_note, acc = None, str(err), acc.without_simulator()
+                    if bar is not None:
+                        bar.update(len(sel))
+                acc.add_counterfactual(rolls, sim, _car_xy(model), ctx[sel].cpu())
+            acc.add_strip(ctx, truth, pred, strip_samples)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = acc.result(c, len(pick), len(episodes))
+    result["counterfactual"]["ground_truth"] = "simulator" if replays is not None else "none"
+    if truth_note:
+        result["counterfactual"]["ground_truth_note"] = truth_note
+    result["checkpoint"] = str(checkpoint) if not isinstance(checkpoint, WorldModel) else None
     if latency_runs > 0:
         result["latency_ms"] = measure_latency(model.cpu(), runs=latency_runs, threads=threads)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval.json").write_text(json.dumps(result, indent=1))
-        if strip:
-            save_strip(strip, result["horizons_s"], out / "prediction_strip.png")
+        if acc.strip:
+            save_strip(acc.strip, result["horizons_s"], out / "prediction_strip.png")
+        if acc.branch_strip:
+            save_counterfactual_strip(acc.branch_strip, out / "counterfactual_strip.png")
     return result
+
+
+def _simulator_branches(ds: WindowDataset, windows: list[int], replays: dict[int, EpisodeReplay],
+                        steerings: tuple[float, ...], speeds: torch.Tensor, hz: int) -> torch.Tensor:
+    """The simulator's frames for each window's branches: (S, len(steerings), hz, 3, H, W) in 0..1,
+    branched at the window's last context frame, each steering held with that window's speed."""
+    out = []
+    for j, i in enumerate(windows):
+        w = ds.index[i]
+        last_context = int(ds.frame_indices(i)[ds.steps - hz - 1])
+        frames = replays[w.episode].branch(last_context, [(s, float(speeds[j])) for s in steerings], hz,
+                                           ds.strides[w.episode])
+        out.append(torch.from_numpy(frames).permute(0, 1, 4, 2, 3))
+    return torch.stack(out).float() / 255.0
+
+
+class _Accumulator:
+    """Running sums of evaluate's metrics over batches."""
+
+    def __init__(self, hz: int) -> None:
+        self.hz = hz
+        self.sums = {m: {n: torch.zeros(hz, dtype=torch.float64) for n in ("model", "copy_last", "zero_action")}
+                     for m in ("psnr", "ssim")}
+        self.checks: dict[str, list[dict]] = {"model": [], "simulator": []}
+        self.branch_psnr = {f"{b}/{p}": torch.zeros(hz, dtype=torch.float64)
+                            for b in BRANCHES for p in ("model", "straight_prediction")}
+        self.branch_count = 0
+        self.strip: list = []
+        self.branch_strip: list = []
+
+    def add_predictions(self, preds: dict[str, torch.Tensor], truth: torch.Tensor) -> None:
+        for name, p in preds.items():
+            self.sums["psnr"][name] += psnr(p, truth).double().sum(0).cpu()
+            self.sums["ssim"][name] += ssim(p, truth).double().sum(0).cpu()
+
+    def add_counterfactual(self, rolls: torch.Tensor, sim: torch.Tensor | None, car_xy, ctx: torch.Tensor) -> None:
+        """rolls and sim: (S, branch, hz, 3, H, W) (sim None without ground truth)."""
+        def checks(frames):
+            return [counterfactual_check(*(frames[:, b, t] for b in range(3)), car_xy=car_xy) for t in range(self.hz)]
+        self.checks["model"].append(checks(rolls))
+        if sim is None:
+            return
+        self.checks["simulator"].append(checks(sim))
+        for b, name in enumerate(BRANCHES):
+            self.branch_psnr[f"{name}/model"] += psnr(rolls[:, b], sim[:, b]).double().sum(0)
+            self.branch_psnr[f"{name}/straight_prediction"] += psnr(rolls[:, 0], sim[:, b]).double().sum(0)
+        self.branch_count += len(rolls)
+        if len(self.branch_strip) < 3:
+            self.branch_strip.append((ctx[0, -1], sim[0, :, COUNTERFACTUAL_STEP], rolls[0, :, COUNTERFACTUAL_STEP]))
+
+    def add_strip(self, ctx, truth, pred, samples: int) -> None:
+        for j in range(min(samples - len(self.strip), len(ctx))):
+            self.strip.append((ctx[j].cpu(), truth[j].cpu(), pred[j].cpu()))
+
+    def without_simulator(self) -> "_Accumulator":
+        """The same sums, the simulator's share dropped (its replay failed part way)."""
+        self.checks["simulator"] = []
+        self.branch_psnr = {key: v.zero_() for key, v in self.branch_psnr.items()}
+        self.branch_count = 0
+        self.branch_strip = []
+        return self
+
+    def _stacked(self, who: str, key: str) -> torch.Tensor:
+        """(contexts, hz) of one check field."""
+        return torch.cat([torch.stack([step[key] for step in batch], -1) for batch in self.checks[who]])
+
+    def result(self, c, n: int, num_episodes: int) -> dict:
+        cf_step = COUNTERFACTUAL_STEP
+        m_pass, m_det = self._stacked("model", "pass"), self._stacked("model", "determinate")
+        rot = {side: self._stacked("model", f"rotation_{side}_deg") for side in ("left", "right")}
+
+        def rate(passed, among):
+            return (passed & among).sum(0).double() / among.sum(0).clamp_min(1)
+
+        def mean_rotation(r, among):
+            r = torch.where(among, r, torch.full_like(r, math.nan))[:, cf_step]
+            return float(r.nanmean()) if (~torch.isnan(r)).any() else math.nan
+
+        counterfactual = {
+            "horizon_s": horizon_seconds(c)[cf_step],
+            "min_rotation_deg": 1.0,
+            "contexts": int(len(m_pass)),
+            "model_pass_rate_where_road_visible": float(rate(m_pass, m_det)[cf_step]),
+            "model_pass_rate_where_road_visible_by_horizon": rate(m_pass, m_det).tolist(),
+            "road_visible": int(m_det[:, cf_step].sum()),
+            "mean_rotation_left_deg": mean_rotation(rot["left"], m_det),
+            "mean_rotation_right_deg": mean_rotation(rot["right"], m_det),
+        }
+        if self.checks["simulator"]:
+            s_pass, s_det = self._stacked("simulator", "pass"), self._stacked("simulator", "determinate")
+            counterfactual |= {
+                "determinate": int(s_pass[:, cf_step].sum()),
+                "passed": int((m_pass & s_pass)[:, cf_step].sum()),
+                "pass_rate_by_horizon": rate(m_pass, s_pass).tolist(),
+                "simulator": {
+                    "pass_rate": float(rate(s_pass, s_det)[cf_step]),
+                    "pass_rate_by_horizon": rate(s_pass, s_det).tolist(),
+                    "road_visible": int(s_det[:, cf_step].sum()),
+                    "mean_rotation_left_deg": mean_rotation(self._stacked("simulator", "rotation_left_deg"), s_det),
+                    "mean_rotation_right_deg": mean_rotation(self._stacked("simulator", "rotation_right_deg"), s_det),
+                },
+                "agreement_with_simulator": float((m_pass == s_pass)[s_det[:, cf_step], cf_step].double().mean()),
+                "branch_psnr": {
+                    name: {p: (self.branch_psnr[f"{name}/{p}"] / max(self.branch_count, 1)).tolist()
+                           for p in ("model", "straight_prediction")}
+                    for name in BRANCHES},
+            }
+            headline = counterfactual["pass_rate_by_horizon"][cf_step]
+        else:
+            counterfactual |= {"determinate": int(m_det[:, cf_step].sum()), "passed": int(m_pass[:, cf_step].sum()),
+                               "pass_rate_by_horizon": counterfactual["model_pass_rate_where_road_visible_by_horizon"]}
+            headline = counterfactual["model_pass_rate_where_road_visible"]
+        return {
+            "horizons_s": horizon_seconds(c),
+            "psnr": {m: (v / n).tolist() for m, v in self.sums["psnr"].items()},
+            "ssim": {m: (v / n).tolist() for m, v in self.sums["ssim"].items()},
+            "counterfactual_pass_rate": headline if counterfactual["determinate"] else math.nan,
+            "counterfactual": counterfactual,
+            "num_windows": n, "num_episodes": num_episodes,
+        }
 
 
 def _select(state, idx):
@@ -329,6 +456,33 @@ def save_strip(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], h
                         ax.set_title(f"+{horizons_s[col]:.1f} s", fontsize=8)
                     if col == 0:
                         ax.text(-8, 48, label, rotation=90, va="center", ha="right", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def save_counterfactual_strip(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                              path: str | Path) -> Path:
+    """PNG: per sample two rows, the simulator's and the model's frames COUNTERFACTUAL_STEP ahead
+    for each branch (straight, left, right), after the last context frame."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2 * len(samples), 1 + len(BRANCHES), figsize=(1.5 * (1 + len(BRANCHES)),
+                             1.55 * 2 * len(samples)), squeeze=False)
+    for s, (last, sim, model) in enumerate(samples):
+        for r, (label, frames) in enumerate((("simulator", sim), ("model", model))):
+            row = axes[2 * s + r]
+            for ax in row:
+                ax.axis("off")
+            if r == 0:
+                row[0].imshow(last.permute(1, 2, 0).clamp(0, 1).numpy())
+                row[0].set_title("last context", fontsize=7)
+            for b, name in enumerate(BRANCHES):
+                row[1 + b].imshow(frames[b].permute(1, 2, 0).clamp(0, 1).numpy())
+                row[1 + b].set_title(f"{label}: {name}", fontsize=7)
     fig.tight_layout(pad=0.2)
     path = Path(path)
     fig.savefig(path, dpi=80)

@@ -69,8 +69,9 @@ class WorldModelConfig:
     speed_scale: float = 100.0
     """Speed normalisation, m/s (CarRacing tops out at 100)."""
     ground_aspect: float = 0.8
-    """Initial ground height/width ratio seen in one frame (CarRacing squashes its 1000x800
-    render into 96x96: 0.8); learned from there. Makes the warp's rotations rigid on the ground."""
+    """Ground height/width ratio seen in one frame (CarRacing squashes its 1000x800 render into
+    96x96: 0.8): a fixed property of the camera, like a calibration. Makes the warp's rotations
+    rigid on the ground."""
     view_width_m: float = 61.7
     """Ground width one frame shows, m (CarRacing renders 1000 px at ZOOM 2.7 * SCALE 6 px/m):
     with model_dt and wheelbase_m it sets the kinematic motion prior's initial gains."""
@@ -176,7 +177,11 @@ class WorldModel(nn.Module):
             -c.speed_scale * math.tan(c.steering_scale) / c.wheelbase_m * c.model_dt,
             -c.speed_scale * c.model_dt / half_width,
             c.lateral_grip / c.speed_scale * c.model_dt]))
-        self.log_aspect = nn.Parameter(torch.tensor(math.log(c.ground_aspect)))
+        # Fixed, not learned: the odometry pins the motion in metres, and a learned aspect let the
+        # photometric losses shorten every forward shift on screen instead (it drifted from 0.8
+        # to 0.91). A buffer keeps the state-dict key, so older checkpoints, whose learned value
+        # it holds, load unchanged.
+        self.register_buffer("log_aspect", torch.tensor(math.log(c.ground_aspect)))
         self.h_to_map = nn.Linear(c.hidden, 8)
         r = c.refine_channels
         self.refine = nn.Sequential(
@@ -361,8 +366,9 @@ class WorldModel(nn.Module):
              + gen  * MSE of the latent-only decodings of the same predictions
              + rec  * reconstruction MSE of the context frames from their latents
              + warp * L1 between the warped last frame and the truth, over the pixels that
-                      changed since the last frame (a photometric ego-motion loss: it teaches
-                      the motion head directly, whatever the compositing prefers)
+                      changed since the last frame and that the warp finds in it (a photometric
+                      ego-motion loss: it teaches the motion head directly, whatever the
+                      compositing prefers)
              + lat  * MSE between imagined latent maps and the encoder's, relative to the
                       latents' variance (target detached; keeps imagined features usable
                       where observed ones are expected)
@@ -388,12 +394,15 @@ class WorldModel(nn.Module):
         metrics = {}
         if "warped" in parts:
             # Only pixels that changed since the anchor frame count: what is fixed to the camera
-            # (the car, a HUD) would otherwise pin the motion at zero. Pixels the warp leaves
-            # empty (black) count too: normalised by the valid ones alone, the loss could be
-            # escaped by warping the whole frame out of view.
+            # (the car, a HUD) would otherwise pin the motion at zero. Only pixels the warp finds
+            # inside the anchor count: driving forward always reveals ground the anchor never
+            # saw, and counting the warp's empty (black) fill there penalised every forward
+            # shift, pulling the motion towards zero against the odometry. Warping the view out
+            # of the frame to escape this loss is barred by the odometry's motion loss.
             anchor = x[:, k - 1:k]
             changed = ((target - anchor).abs().mean(dim=2, keepdim=True) > CHANGED_PIXEL).to(x)
-            warp_l1 = ((parts["warped"] - target).abs() * changed).sum() / (3 * changed.sum()).clamp_min(1.0)
+            seen = changed * (parts["valid"] > 0.999).to(x)
+            warp_l1 = ((parts["warped"] - target).abs() * seen).sum() / (3 * seen.sum()).clamp_min(1.0)
             loss = loss + w["warp"] * warp_l1
             metrics["warp_l1"] = warp_l1.item()
         if motion is not None and w["motion"] > 0:

@@ -56,7 +56,16 @@ def test_eval_reports_per_horizon_metrics_and_baselines(trained, tmp_path):
             values = report[metric][baseline]
             assert len(values) == len(horizons) and all(np.isfinite(values))
     assert 0.0 <= report["counterfactual_pass_rate"] <= 1.0
-    assert (tmp_path / "prediction_strip.png").stat().st_size > 1000
+    # The bags were recorded over DDS in lockstep: replayed in process, they reproduce frame for
+    # frame, so the simulator's own branches are the counterfactual's ground truth.
+    cf = report["counterfactual"]
+    assert cf["ground_truth"] == "simulator", cf.get("ground_truth_note")
+    assert 0 <= cf["passed"] <= cf["determinate"] <= cf["simulator"]["road_visible"] <= cf["contexts"]
+    assert cf["simulator"]["mean_rotation_left_deg"] > 0 > cf["simulator"]["mean_rotation_right_deg"]
+    for branch in ("straight", "left", "right"):
+        assert all(np.isfinite(cf["branch_psnr"][branch]["model"]))
+    for strip in ("prediction_strip.png", "counterfactual_strip.png"):
+        assert (tmp_path / strip).stat().st_size > 1000
 
 
 def test_node_serves_predictions_and_state(trained, nodes, probe):
