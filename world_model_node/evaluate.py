@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from photon_policy.episode_data import EpisodeArrays
 from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch

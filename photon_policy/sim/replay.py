@@ -12,8 +12,6 @@ the physics alone runs ~100x faster than with the camera.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from photon_policy.sim.carracing import DT, CarRacingVehicle
@@ -23,17 +21,6 @@ from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 class ReplayMismatch(RuntimeError):
     """The replayed frame differs from the recorded one: the bag is not a lockstep episode of
     this simulator (a real car's, a real-time run's, another version's)."""
-
-
-@dataclass(frozen=True)
-class Branches:
-    frames: np.ndarray
-    """(P, B, N, H, W, 3) uint8: for each branch point p and branch command b, the frames
-    `every`, 2 * every, ..., N * every camera frames after the branch frame."""
-    points: np.ndarray
-    """(P,) int64: the branch frames (indices into the recorded episode)."""
-    commands: np.ndarray
-    """(P, B, 2) float32 [steering rad, speed m/s]: the command held in each branch."""
 
 
 class EpisodeReplay:
@@ -93,15 +80,3 @@ class EpisodeReplay:
                 kept.append(kept[-1] if kept else start)
             out.append(np.stack(kept))
         return np.stack(out)
-
-    def branches(self, points: list[int] | np.ndarray, steerings: tuple[float, ...], speeds: np.ndarray,
-                 steps: int, every: int, progress=None) -> Branches:
-        """`branch` at every point, with commands (steering, speeds[p]) for each steering."""
-        frames, commands = [], []
-        for p, point in enumerate(points):
-            cmds = [(float(s), float(speeds[p])) for s in steerings]
-            frames.append(self.branch(int(point), cmds, steps, every))
-            commands.append(cmds)
-            if progress is not None:
-                progress()
-        return Branches(np.stack(frames), np.asarray(points, dtype=np.int64), np.asarray(commands, dtype=np.float32))
