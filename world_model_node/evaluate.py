@@ -244,7 +244,8 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
                     except ReplayMismatch as err:
                         if ground_truth == "simulator":
                             raise
-                        replays, truth_note, acc = None, str(err), acc.without_simulator()
+                        replays, truth_note = None, str(err)
+                        acc.drop_simulator()
                     if bar is not None:
                         bar.update(len(sel))
                 acc.add_counterfactual(rolls, sim, _car_xy(model), ctx[sel].cpu())
@@ -322,13 +323,12 @@ class _Accumulator:
         for j in range(min(samples - len(self.strip), len(ctx))):
             self.strip.append((ctx[j].cpu(), truth[j].cpu(), pred[j].cpu()))
 
-    def without_simulator(self) -> "_Accumulator":
-        """The same sums, the simulator's share dropped (its replay failed part way)."""
+    def drop_simulator(self) -> None:
+        """Forget the simulator's share (its replay failed part way); the rest stays."""
         self.checks["simulator"] = []
         self.branch_psnr = {key: v.zero_() for key, v in self.branch_psnr.items()}
         self.branch_count = 0
         self.branch_strip = []
-        return self
 
     def _stacked(self, who: str, key: str) -> torch.Tensor:
         """(contexts, hz) of one check field."""

@@ -4,10 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photon_policy.expert.pure_pursuit import ExpertDriver
-from photon_policy.sim.carracing import DT, CarRacingVehicle
-from photon_policy.sim.drive_by_wire import DriveByWire
-from photon_policy.sim.episode import shipped_configs
+from photon_policy.sim.carracing import CarRacingVehicle
+from photon_policy.sim.episode import drive_frames, shipped_configs
 from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 
 SEED = 3
@@ -16,20 +14,9 @@ STEPS = 120
 
 @pytest.fixture(scope="module")
 def drive():
-    """An expert drive of STEPS frames: frames (T, H, W, 3) and the commands applied after them."""
-    expert_config, dbw_config = shipped_configs()
-    vehicle = CarRacingVehicle()
-    frames, commands = [vehicle.reset(SEED)], []
-    expert = ExpertDriver(expert_config, vehicle.track_centerline(), vehicle.track_width)
-    dbw = DriveByWire(dbw_config)
-    for _ in range(STEPS):
-        state = vehicle.state()
-        steering, speed = expert.act(state)
-        commands.append((steering, speed))
-        frames.append(vehicle.step(dbw.command_to_action(steering, speed, state.speed, DT)).frame)
-    vehicle.close()
-    commands.append(commands[-1])
-    return np.stack(frames), np.asarray(commands, dtype=np.float32), dbw_config
+    """An expert drive: frames (T, H, W, 3), the commands applied after them, the drive-by-wire config."""
+    frames, commands = drive_frames(SEED, STEPS)
+    return frames, commands, shipped_configs()[1]
 
 
 def test_frames_off_leaves_the_physics_alone():
