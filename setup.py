@@ -9,8 +9,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["photon_policy", "photon_policy.*",
-                                    "world_model_node", "world_model_node.*",
-                                    "policy_node", "policy_node.*"]),
+                                    "world_model_node", "world_model_node.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -33,7 +32,7 @@ setup(
             "simulator_node = photon_policy.sim.simulator_node:main",
             "expert_node = photon_policy.expert.expert_node:main",
             "world_model_node = world_model_node.node:main",
-            "policy_node = policy_node.node:main",
+            "policy_node = photon_policy.policy.node:main",
             "recorder_node = photon_policy.bags.recorder_node:main",
         ],
     },

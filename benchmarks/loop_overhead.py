@@ -15,7 +15,7 @@ import time
 
 from photon_policy.evaluation import evaluate
 from photon_policy.seeds import parse_seeds
-from photon_policy.sim.episode import run_episode, shipped_configs
+from photon_policy.expert.in_process import run_episode, shipped_configs
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ def stats(ms: list[float]) -> dict:
 
 def in_process(ckpt: Path, frames: np.ndarray, n: int, threads: int) -> dict:
     """Per-frame time of PolicyRuntime.push (what the node's callback runs), eager and TorchScript."""
-    from policy_node.export import load_compute
-    from policy_node.runtime import PolicyRuntime
+    from photon_policy.policy.export import load_compute
+    from photon_policy.policy.runtime import PolicyRuntime
 
     torch.set_num_threads(threads)
     out = {}
@@ -74,7 +74,8 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
     from sensor_msgs.msg import Image, Imu
 
     from photon_policy.profiles import load_profile, node_command
-    from photon_policy.sim import messages
+    from photon_policy.ros.images import image_message
+    from photon_policy.ros.stamps import stamp_from_seconds
 
     spec = load_profile("sim-policy").node("policy")
     argv = node_command(spec, {"checkpoint": str(ckpt), "export": export, "use_sim_time": False})
@@ -113,7 +114,7 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
         next_at = time.perf_counter()
         order = []
         for k in range(n + WARMUP):
-            stamp = messages.stamp_from_seconds(1000.0 + 0.02 * k)
+            stamp = stamp_from_seconds(1000.0 + 0.02 * k)
             imu = Imu()
             imu.header.stamp = stamp
             odom = Odometry()
@@ -121,7 +122,7 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
             odom.twist.twist.linear.x = 30.0
             imu_pub.publish(imu)
             odom_pub.publish(odom)
-            image = messages.image(frames[k % len(frames)], stamp, "camera_optical_frame")
+            image = image_message(frames[k % len(frames)], stamp, "camera_optical_frame")
             key = (stamp.sec, stamp.nanosec)
             order.append(key)
             sent[key] = time.perf_counter()
@@ -162,8 +163,8 @@ def main() -> None:
                         help="the node's `export` parameter: eager | torchscript (its default) | FILE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process (the node's default: 1)")
     args = parser.parse_args()
-    from photon_policy.sim.episode import drive_frames
-    from policy_node.commands import resolve_checkpoint
+    from photon_policy.expert.in_process import drive_frames
+    from photon_policy.policy.cli import resolve_checkpoint
 
     tmp = Path(tempfile.mkdtemp(prefix="photon-policy-latency-"))
     ckpt = resolve_checkpoint(args.ckpt)

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from world_model_node.checkpoint import load_model
-from world_model_node.commands import resolve_checkpoint
+from world_model_node.cli import resolve_checkpoint
 from world_model_node.predictor import StreamingPredictor, candidates
 
 
 def simulated_frames(n: int) -> tuple[np.ndarray, np.ndarray]:
-    from photon_policy.sim.episode import drive_frames
+    from photon_policy.expert.in_process import drive_frames
     return drive_frames(seed=1234, steps=n)
 
 

@@ -19,13 +19,13 @@ import signal
 import sys
 from pathlib import Path
 
-from photon_policy.bags.commands import add_commands as add_bag_commands
+from photon_policy.bags.cli import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.seeds import parse_seeds
-from policy_node.commands import add_export_command
-from policy_node.commands import add_train_commands as add_policy_train_commands
-from world_model_node.commands import add_eval_arguments as add_world_model_eval_arguments
-from world_model_node.commands import add_train_commands as add_world_model_train_commands
+from photon_policy.policy.cli import add_export_command
+from photon_policy.policy.cli import add_train_commands as add_policy_train_commands
+from world_model_node.cli import add_eval_arguments as add_world_model_eval_arguments
+from world_model_node.cli import add_train_commands as add_world_model_train_commands
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -46,7 +46,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"[photon] node '{ended.name}' exited with code {ended.returncode}; stopping the others",
               flush=True)
     except KeyboardInterrupt:
-        print("[photon] Ctrl-C: stopping nodes", flush=True)
+        print("[photon] interrupted: stopping nodes", flush=True)
     finally:
         codes = processes.stop()
     failed = {name: code for name, code in codes.items() if code != 0}
@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.target == "world-model":
-        from world_model_node.commands import cmd_eval as eval_world_model
+        from world_model_node.cli import cmd_eval as eval_world_model
         if args.data is None:
             raise ValueError("photon eval world-model needs --data DIR (held-out bags)")
         return eval_world_model(args)
@@ -66,7 +66,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     checkpoint = None
     if args.ckpt is not None:
-        from policy_node.commands import resolve_checkpoint
+        from photon_policy.policy.cli import resolve_checkpoint
         checkpoint = resolve_checkpoint(args.ckpt)
     report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
                       log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint)
@@ -133,10 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
     # SIG_IGN: `photon up ... &` would then ignore the Ctrl-C (SIGINT) meant to stop it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A supervisor stops us with SIGTERM: end like a Ctrl-C, so every node is stopped (and
+    # publishes its safe state) before we exit.
+    signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

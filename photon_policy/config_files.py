@@ -16,7 +16,7 @@ ConfigT = TypeVar("ConfigT")
 
 def describe(default: Any, description: str, **kwargs: Any) -> Any:
     """A dataclass field whose description becomes the ROS parameter's description
-    (photon_policy.node_runtime.declare_config); usable in ROS-free cores."""
+    (photon_policy.ros.node_runtime.declare_config); usable in ROS-free cores."""
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default),
                                  metadata={"description": description}, **kwargs)

@@ -2,10 +2,13 @@
 
 Each node gets its own process session so that a terminal Ctrl-C reaches only
 the launcher, which then sends every node exactly one SIGINT: a second signal
-would interrupt the node while it publishes its safe state.
+would interrupt the node while it publishes its safe state. Nodes die with the
+launcher: Linux sends each one SIGTERM when its parent process ends, however it
+ends (SIGKILL included), so no node drives on with its parent gone.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -26,6 +29,24 @@ class NodeProcess:
     @property
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child before exec: SIGTERM this process when the parent dies (prctl PR_SET_PDEATHSIG),
+    and exit at once if the parent is already gone (it may have died before the prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def start_node(argv: list[str], **popen: Any) -> subprocess.Popen:
+    """A node process in its own session that dies with this one."""
+    parent = os.getpid()
+    return subprocess.Popen(argv, start_new_session=True, preexec_fn=lambda: die_with_parent(parent), **popen)
 
 
 class ProfileProcesses:
@@ -50,8 +71,8 @@ class ProfileProcesses:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 out = open(self.log_dir / f"{node.name}.log", "wb")
                 self._logs.append(out)
-            node.process = subprocess.Popen(node.argv, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                            start_new_session=True, env=os.environ.copy())
+            node.process = start_node(node.argv, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                      env=os.environ.copy())
 
     def exited(self) -> list[NodeProcess]:
         return [n for n in self.nodes if n.returncode is not None]

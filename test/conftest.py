@@ -23,6 +23,7 @@ import rclpy.executors  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 
+from photon_policy.launcher import start_node  # noqa: E402
 from photon_policy.profiles import load_profile, node_command  # noqa: E402
 
 
@@ -83,7 +84,7 @@ class NodeRunner:
         spec = dataclasses.replace(spec, remappings=tuple({**dict(spec.remappings), **(remap or {})}.items()))
         argv = node_command(spec, params)
         log = open(self.log_dir / f"{node}.log", "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = start_node(argv, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append((node, proc))
         return proc
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.bags.episode_arrays import EpisodeArrays
 
 
 def camera_dt(episode: EpisodeArrays) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.bags.episode_arrays import EpisodeArrays
 from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 from world_model_node.checkpoint import load_model
 from world_model_node.dataset import WindowDataset
@@ -174,7 +174,7 @@ def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
             raise ReplayMismatch(f"no simulator ground truth: {why}")
         return None, why
     if dbw_config is None:
-        from photon_policy.sim.episode import shipped_configs
+        from photon_policy.expert.in_process import shipped_configs
         dbw_config = shipped_configs()[1]
     return {i: EpisodeReplay(e.seed, e.commands, e.frames, dbw_config) for i, e in enumerate(episodes)}, ""
 

@@ -12,22 +12,24 @@ Publishes:
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from ackermann_msgs.msg import AckermannDriveStamped
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
-from photon_policy.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
-from photon_policy.sim import messages
+from photon_policy.ros.camera import CameraIntake
+from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.ros.images import image_message
+from photon_policy.ros.node_runtime import ConfigError, declare_config, describe, run_node
+from photon_policy.ros.stamps import seconds_from_stamp
 from world_model_node.checkpoint import CheckpointError, load_model
-from world_model_node.predictor import DroppedFrame, StreamingPredictor, candidates, model_frame, strip
+from world_model_node.predictor import StreamingPredictor, candidates, strip
 from world_model_node.shipped import default_checkpoint
 
 
@@ -62,7 +64,8 @@ class WorldModelNode(Node):
         self.predictor = StreamingPredictor(model.to(p.device))
         self.size = model.config.image_size
         self.horizon = model.config.horizon_steps
-        self.drops: Counter[str] = Counter()
+        self.camera = CameraIntake(self.size, lambda text: self.get_logger().warning(text, throttle_duration_sec=2.0))
+        self.nonfinite_commands = 0
         self.latencies: deque[float] = deque(maxlen=500)
         self.predictions = 0
         self._command = np.zeros(2, dtype=np.float32)
@@ -70,10 +73,9 @@ class WorldModelNode(Node):
 
         self.prediction_pub = self.create_publisher(Image, "world_model/prediction", QoSProfile(depth=2))
         self.state_pub = self.create_publisher(WorldModelState, "world_model/state", QoSProfile(depth=10))
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+        self.diagnostics = Diagnostics(self, "world model", self._diagnostic_report, hardware_id=p.device)
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
         self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, QoSProfile(depth=10))
-        create_wall_timer(self, 1.0, self._publish_diagnostics)
         self.get_logger().info(f"world model {path}: {self.horizon} steps of {model.config.model_dt} s, "
                                f"{model.config.image_size} px, device {p.device}")
 
@@ -82,15 +84,13 @@ class WorldModelNode(Node):
         if np.all(np.isfinite(command)):
             self._command = command
         else:
-            self.drops["nonfinite_command"] += 1
+            self.nonfinite_commands += 1
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            frame = model_frame(msg, self.size)
-        except DroppedFrame as exc:
-            self._drop(exc.reason, str(exc))
+        frame = self.camera.frame(msg)
+        if frame is None:
             return
-        stamp = messages.seconds_from_stamp(msg.header.stamp)
+        stamp = seconds_from_stamp(msg.header.stamp)
         started = time.perf_counter()
         resets = self.predictor.resets
         self.predictor.push(frame, stamp, self._command)
@@ -105,7 +105,7 @@ class WorldModelNode(Node):
         self.latencies.append(elapsed)
         self.predictions += 1
         self._last_prediction_stamp = stamp
-        self.prediction_pub.publish(messages.image(strip(predicted), msg.header.stamp, msg.header.frame_id))
+        self.prediction_pub.publish(image_message(strip(predicted), msg.header.stamp, msg.header.frame_id))
         state = WorldModelState()
         state.header = msg.header
         state.latent = features.astype(np.float32).tolist()
@@ -126,28 +126,22 @@ class WorldModelNode(Node):
         return np.array([[[c.steering_angle, speed]] * self.horizon
                          for c in candidates(self.params.max_steering_angle)], dtype=np.float32)
 
-    def _drop(self, reason: str, detail: str) -> None:
-        self.drops[reason] += 1
-        self.get_logger().warning(f"dropped camera frame: {detail}", throttle_duration_sec=2.0)
-
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_report(self) -> tuple[dict, list[str]]:
         lat = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
-        self.drops["out_of_order"] = self.predictor.out_of_order
-        dropped = sum(self.drops.values())
+        drops = {**self.camera.drops, "out_of_order": self.predictor.out_of_order}
+        dropped = sum(drops.values())
         values = {"predictions": self.predictions, "inference_ms_p50": f"{np.percentile(lat, 50):.1f}",
                   "inference_ms_p99": f"{np.percentile(lat, 99):.1f}", "dropped_frames": dropped,
-                  "context_resets": self.predictor.resets, **{f"dropped_{k}": v for k, v in self.drops.items()}}
-        level = DiagnosticStatus.OK if dropped == 0 else DiagnosticStatus.WARN
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: world model", hardware_id=self.params.device,
-                                  message="ok" if level == DiagnosticStatus.OK else f"{dropped} frames dropped",
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+                  "context_resets": self.predictor.resets, "nonfinite_commands": self.nonfinite_commands,
+                  **{f"dropped_{k}": v for k, v in drops.items()}}
+        problems = [text for text, bad in ((f"{dropped} frames dropped", dropped),
+                                           (f"{self.nonfinite_commands} non-finite commands",
+                                            self.nonfinite_commands)) if bad]
+        return values, problems
 
     def publish_safe_state(self) -> None:
         """The world model commands nothing; its last word is its final diagnostics."""
-        self._publish_diagnostics()
+        self.diagnostics.publish()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -13,9 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from photon_policy.images import decode_image
 from world_model_node.model import State, WorldModel
 
 
@@ -28,35 +26,6 @@ class Candidate:
 def candidates(max_steering: float) -> tuple[Candidate, ...]:
     """The futures the node shows side by side: straight, full left, full right."""
     return (Candidate("straight", 0.0), Candidate("left", max_steering), Candidate("right", -max_steering))
-
-
-class DroppedFrame(ValueError):
-    """A camera message that cannot become a model frame; `reason` is the counter's name."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-
-
-def model_frame(msg, size: int) -> np.ndarray:
-    """sensor_msgs/Image of a convertible encoding (photon_policy.images) and any size ->
-    (size, size, 3) uint8 RGB; DroppedFrame saying why not."""
-    try:
-        frame = decode_image(msg)
-    except ValueError as exc:
-        raise DroppedFrame("malformed_image", str(exc)) from exc
-    if frame is None:
-        raise DroppedFrame(f"encoding_{msg.encoding or 'empty'}", f"cannot convert encoding '{msg.encoding}'")
-    return to_model_frame(frame, size)
-
-
-def to_model_frame(frame: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 of any size -> (size, size, 3) uint8, area-resampled when needed."""
-    if frame.shape[:2] == (size, size):
-        return frame
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=(size, size), mode="area" if frame.shape[0] >= size else "bilinear")
-    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 class StreamingPredictor:

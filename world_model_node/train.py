@@ -22,8 +22,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from photon_policy import training
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.learning import loop as training
+from photon_policy.bags.episode_arrays import EpisodeArrays
 from world_model_node.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from world_model_node.dataset import WindowDataset, split_episodes
 from world_model_node.model import WorldModel, WorldModelConfig, count_parameters

@@ -31,8 +31,8 @@ import yaml
 from rosbags.rosbag2 import Reader, ReaderError
 
 from photon_policy.bags.typestore import photon_typestore
-from photon_policy.episode_data import EpisodeArrays
-from photon_policy.images import decode_image
+from photon_policy.bags.episode_arrays import EpisodeArrays
+from photon_policy.ros.images import decode_image
 
 IMAGE = "sensor_msgs/msg/Image"
 DRIVE = "ackermann_msgs/msg/AckermannDriveStamped"

@@ -32,14 +32,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from photon_policy.bags.recorder import INFINITE, STORAGES, BagWriteError, BagWriter
-from photon_policy.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
+from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.ros.node_runtime import ConfigError, create_wall_timer, declare_config, describe, run_node
 
 SENSOR, RELIABLE, LATCHED = "sensor", "reliable", "latched"
 
@@ -138,7 +138,6 @@ class RecorderNode(Node):
             self.bag = BagWriter(self.params.output, storage=self.params.storage, compress=self.params.compress)
         except BagWriteError as exc:
             raise ConfigError(str(exc)) from exc
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
         self.wanted = [self.resolve_topic_name(t) for t in self.params.topics]
         self.recorded: dict[str, _Recorded] = {}
         self.write_errors = 0
@@ -149,7 +148,7 @@ class RecorderNode(Node):
                 type_name, kind = KNOWN_TOPICS[topic]
                 self._subscribe(topic, type_name, subscription_qos(kind, self.params.depth))
         create_wall_timer(self, 0.25, self._watch_graph)
-        create_wall_timer(self, 1.0, self._publish_diagnostics)
+        self.diagnostics = Diagnostics(self, "bag", self._diagnostic_report, hardware_id="rosbag2")
         # Ctrl-C/SIGTERM end run_node's spin loop between callbacks (`finished`), never inside one:
         # a KeyboardInterrupt between taking a message and writing it would lose that message.
         self.finished = False
@@ -201,7 +200,7 @@ class RecorderNode(Node):
         matched = self.matched_publishers()
         if matched != self._matched:  # tell tools (collect) at once that the recorder hears a new publisher
             self._matched = matched
-            self._publish_diagnostics()
+            self.diagnostics.publish()
 
     def matched_publishers(self) -> dict[str, int]:
         return {topic: entry.subscription.get_publisher_count()
@@ -251,21 +250,13 @@ class RecorderNode(Node):
             self._warned.add(key)
             self.get_logger().warning(text)
 
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_report(self) -> tuple[dict, list[str]]:
         counts = self.bag.counts
-        level = DiagnosticStatus.WARN if self.write_errors else DiagnosticStatus.OK
-        values = [KeyValue(key="output", value=str(self.bag.path)),
-                  KeyValue(key="storage", value=self.params.storage),
-                  KeyValue(key="messages", value=str(sum(counts.values()))),
-                  KeyValue(key="bytes", value=str(self.bag.bytes_written)),
-                  KeyValue(key="write_errors", value=str(self.write_errors)),
-                  *[KeyValue(key=topic, value=str(counts[topic])) for topic in self.wanted],
-                  *[KeyValue(key=f"{topic} publishers", value=str(n)) for topic, n in self._matched.items()]]
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: bag", hardware_id="rosbag2",
-                                  message="closed" if self.bag.closed else "recording", values=values)
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        values = {"output": self.bag.path, "storage": self.params.storage, "state": "closed" if self.bag.closed
+                  else "recording", "messages": sum(counts.values()), "bytes": self.bag.bytes_written,
+                  "write_errors": self.write_errors, **{topic: counts[topic] for topic in self.wanted},
+                  **{f"{topic} publishers": n for topic, n in self._matched.items()}}
+        return values, [f"{self.write_errors} write errors"] if self.write_errors else []
 
     def close_bag(self) -> None:
         """Drain until nothing has arrived for CLOSE_QUIET_S (at most CLOSE_MAX_S), then close."""
@@ -287,7 +278,7 @@ class RecorderNode(Node):
     def publish_safe_state(self) -> None:
         """Ctrl-C: drain, close the bag (metadata.yaml), report the final counts."""
         self.close_bag()
-        self._publish_diagnostics()
+        self.diagnostics.publish()
 
     def destroy_node(self) -> None:
         if hasattr(self, "bag"):

@@ -22,15 +22,16 @@ import math
 from dataclasses import dataclass
 
 from ackermann_msgs.msg import AckermannDriveStamped
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
-from photon_policy.node_runtime import create_wall_timer, declare_config, describe, publish_delivered, run_node
+from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.ros.node_runtime import declare_config, describe, publish_delivered, run_node
 from photon_policy.sim.carracing import CarRacingVehicle, VehicleState
-from photon_policy.sim.messages import centerline_from_path, yaw_from_quaternion
+from photon_policy.ros.transforms import yaw_from_quaternion
+from photon_policy.sim.messages import centerline_from_path
 
 
 @dataclass
@@ -53,11 +54,10 @@ class ExpertNode(Node):
         self.dart = self.params.label_topic_clean and self.config.steering_noise_std > 0.0
         self.applied_pub = self.create_publisher(AckermannDriveStamped, "drive", QoSProfile(depth=10)) \
             if self.dart else None
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
         self.create_subscription(Path, "sim/track", self._on_track, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.create_subscription(Odometry, "odom", self._on_odom, QoSProfile(depth=10))
-        create_wall_timer(self, 1.0, self._publish_diagnostics)
+        self.diagnostics = Diagnostics(self, "expert driver", self._diagnostic_report, hardware_id="sim")
         self.driver: ExpertDriver | None = None
         self.tracks_received = 0
         self.commands_sent = 0
@@ -104,19 +104,11 @@ class ExpertNode(Node):
             self.applied_pub.publish(applied)
         self.drive_pub.publish(reply)
 
-    def _publish_diagnostics(self) -> None:
-        level = DiagnosticStatus.OK if self.driver is not None else DiagnosticStatus.WARN
-        status = DiagnosticStatus(
-            level=level, name=f"{self.get_name()}: expert driver", hardware_id="sim",
-            message="driving" if self.driver is not None else "waiting for sim/track",
-            values=[KeyValue(key="tracks_received", value=str(self.tracks_received)),
-                    KeyValue(key="commands_sent", value=str(self.commands_sent)),
-                    KeyValue(key="odom_without_track", value=str(self.odom_without_track)),
-                    KeyValue(key="steering_noise_std", value=str(self.config.steering_noise_std)),
-                    KeyValue(key="clean_labels", value=str(self.dart))])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+    def _diagnostic_report(self) -> tuple[dict, list[str]]:
+        values = {"tracks_received": self.tracks_received, "commands_sent": self.commands_sent,
+                  "odom_without_track": self.odom_without_track,
+                  "steering_noise_std": self.config.steering_noise_std, "clean_labels": self.dart}
+        return values, [] if self.driver is not None else ["waiting for sim/track"]
 
     def publish_safe_state(self) -> None:
         """Ctrl-C: command a stop so the last word on /teleop is not a speed."""

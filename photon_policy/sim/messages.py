@@ -1,5 +1,7 @@
 """ROS messages of the simulated vehicle: filled from a VehicleState, nothing else.
 
+Stamps, images and quaternions come from photon_policy.ros (shared with the car's nodes).
+
 Camera model. CarRacing renders a top-down view that turns with the car: a
 camera looking straight down from above a point ahead of the car, image top =
 car forward. The render zoom (2.7 x SCALE px/m on the 1000 px window, scaled to
@@ -17,9 +19,10 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Quaternion, TransformStamped
 from nav_msgs.msg import Odometry, Path
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, Imu
+from sensor_msgs.msg import CameraInfo, Imu
 
 from photon_msgs.msg import EpisodeStatus
+from photon_policy.ros.transforms import yaw_quaternion
 from photon_policy.sim.carracing import FRAME_SIZE, StepResult, VehicleState
 
 PIXELS_PER_METRE = 2.7 * 6.0 * FRAME_SIZE / 1000.0
@@ -28,37 +31,8 @@ CAMERA_AHEAD_M = 0.25 * FRAME_SIZE / PIXELS_PER_METRE  # the car is drawn 1/4 im
 GRAVITY = 9.80665
 
 
-def stamp_from_seconds(seconds: float) -> Time:
-    sec = int(math.floor(seconds))
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
-
-
-def seconds_from_stamp(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def yaw_quaternion(yaw: float) -> Quaternion:
-    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
-
-
-def yaw_from_quaternion(q: Quaternion) -> float:
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
-
 def clock(stamp: Time) -> Clock:
     return Clock(clock=stamp)
-
-
-def image(frame: np.ndarray, stamp: Time, frame_id: str) -> Image:
-    msg = Image()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = frame.shape[0], frame.shape[1]
-    msg.encoding = "rgb8"
-    msg.is_bigendian = 0
-    msg.step = frame.shape[1] * 3
-    msg.data = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
-    return msg
 
 
 def camera_info(stamp: Time, frame_id: str) -> CameraInfo:

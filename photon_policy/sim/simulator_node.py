@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 
 from ackermann_msgs.msg import AckermannDriveStamped
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -33,8 +32,11 @@ from sensor_msgs.msg import CameraInfo, Image, Imu
 from tf2_msgs.msg import TFMessage
 
 from photon_msgs.msg import EpisodeStatus
-from photon_policy.node_runtime import create_wall_timer, declare_config, describe, run_node
+from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, run_node
 from photon_policy.seeds import parse_seeds
+from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.ros.images import image_message
+from photon_policy.ros.stamps import stamp_from_seconds
 from photon_policy.sim import messages
 from photon_policy.sim.carracing import DT, MAX_STEPS
 from photon_policy.sim.drive_by_wire import DriveByWireConfig
@@ -95,7 +97,6 @@ class SimulatorNode(Node):
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
         self.status_pub = self.create_publisher(EpisodeStatus, "sim/episode", QoSProfile(depth=100))
         self.track_pub = self.create_publisher(Path, "sim/track", LATCHED)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
         self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, RELIABLE)
 
         self.lockstep = self.params.mode == "lockstep"
@@ -106,7 +107,7 @@ class SimulatorNode(Node):
             create_wall_timer(self, self.params.lockstep_resend, self._resend_if_stalled)
         else:
             create_wall_timer(self, 1.0 / self.params.rate_hz, self._tick)
-        create_wall_timer(self, 1.0, self._publish_diagnostics)
+        self.diagnostics = Diagnostics(self, "vehicle", self._diagnostic_report, hardware_id="carracing-v3")
         self._start_episode()
         self.get_logger().info(
             f"{self.params.mode} simulation, seeds {self.params.seeds}, repeat={self.params.repeat}")
@@ -173,7 +174,7 @@ class SimulatorNode(Node):
 
     # --- messages out ------------------------------------------------------------------------
     def _stamp(self):
-        return messages.stamp_from_seconds(self.session.tick * DT)
+        return stamp_from_seconds(self.session.tick * DT)
 
     def _publish_frame(self, with_tf: bool) -> None:
         p, s = self.params, self.session
@@ -186,29 +187,23 @@ class SimulatorNode(Node):
                 messages.odom_transform(state, stamp, p.odom_frame, p.base_frame)]))
         self.imu_pub.publish(messages.imu(state, stamp, p.base_frame))
         self.info_pub.publish(messages.camera_info(stamp, p.camera_frame))
-        self.image_pub.publish(messages.image(s.frame, stamp, p.camera_frame))
+        self.image_pub.publish(image_message(s.frame, stamp, p.camera_frame))
         self.status_pub.publish(messages.episode_status(s.seed, s.episode, s.last_result, state,
                                                         stamp, p.odom_frame))
         self.odom_pub.publish(messages.odometry(state, stamp, p.odom_frame, p.base_frame))
 
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_report(self) -> tuple[dict, list[str]]:
         counters = self.session.counters
         elapsed = max(time.monotonic() - self._started_at, 1e-9)
         problems = sum(v for k, v in counters.items() if k.endswith(("_nonfinite", "_out_of_range")))
-        level = DiagnosticStatus.OK if problems == 0 and counters["stale_ticks"] == 0 else DiagnosticStatus.WARN
         values = {**counters, "steps_per_second": f"{counters['steps'] / elapsed:.1f}",
                   "episode": self.session.episode, "seed": self.session.seed, "mode": self.params.mode}
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: vehicle", hardware_id="carracing-v3",
-                                  message="ok" if level == DiagnosticStatus.OK else
-                                  f"{problems} bad commands, {counters['stale_ticks']} stale ticks",
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        return values, [text for text, bad in ((f"{problems} bad commands", problems),
+                                               (f"{counters['stale_ticks']} stale ticks", counters["stale_ticks"])) if bad]
 
     def publish_safe_state(self) -> None:
         """On shutdown: final diagnostics and an episode status that says the run was stopped."""
-        self._publish_diagnostics()
+        self.diagnostics.publish()
         if self.session.frame is not None and not self.finished:
             status = messages.episode_status(self.session.seed, self.session.episode, self.session.last_result,
                                              self.session.state, self._stamp(), self.params.odom_frame)

@@ -9,7 +9,7 @@ from ackermann_msgs.msg import AckermannDriveStamped
 from nav_msgs.msg import Odometry
 
 from photon_policy.evaluation import evaluate
-from photon_policy.sim.episode import run_episode, shipped_configs
+from photon_policy.expert.in_process import run_episode, shipped_configs
 
 LAP_SEED = 3
 
@@ -43,8 +43,10 @@ def test_photon_up_drives_until_ctrl_c(probe, tmp_path):
     up = subprocess.Popen([sys.executable, "-m", "photon_policy.cli", "up", "sim"], stdout=log,
                           stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        # Each stream is awaited on its own: DDS may match the probe with the expert later than with
+        # the simulator, so teleop can start arriving after the car is already moving.
         probe.wait_for(lambda: odom and odom[-1].twist.twist.linear.x > 10.0, 30, "the expert to drive the car")
-        assert any(t.drive.speed > 10.0 for t in teleop)
+        probe.wait_for(lambda: any(t.drive.speed > 10.0 for t in teleop), 10, "the expert's commands on /teleop")
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=20) == 0, (tmp_path / "up.log").read_text()
     finally:

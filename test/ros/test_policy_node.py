@@ -21,10 +21,12 @@ from photon_policy.bags.collect import collect
 from photon_policy.bags.reader import read_episode
 from photon_policy.cli import main as photon
 from photon_policy.profiles import load_profile, node_command
+from photon_policy.ros.images import image_message
+from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
 from photon_policy.sim import messages
-from policy_node.checkpoint import save_policy
-from policy_node.export import export_torchscript
-from policy_node.model import DrivingPolicy
+from photon_policy.policy.checkpoint import save_policy
+from photon_policy.policy.export import export_torchscript
+from photon_policy.policy.model import DrivingPolicy
 from world_model_node.checkpoint import save_checkpoint
 from world_model_node.model import WorldModel, WorldModelConfig
 
@@ -49,9 +51,12 @@ def ckpts(tmp_path_factory):
     with torch.no_grad():
         huge.head[-1].weight.mul_(1e6)
     huge_ts = export_torchscript(save_policy(root / "huge.pt", huge), root / "huge.torchscript.pt")
+    # Finite weights (non-finite ones are refused at loading) whose outputs are not: the first conv's
+    # +-3.4e38 overflow to +inf and -inf in one sum, which makes NaN.
     nan = DrivingPolicy.from_world_model(wm_path, head_width=16)
     with torch.no_grad():
-        nan.head[-1].weight.fill_(math.nan)
+        w = nan.world_model.encoder[0].weight
+        w.copy_(torch.sign(torch.randn_like(w)) * 3.4e38)
     return {"wm": wm_path, "good": good, "huge_ts": huge_ts, "nan": save_policy(root / "nan.pt", nan)}
 
 
@@ -86,7 +91,7 @@ class Feed:
         return T0 + 0.02 * self.k
 
     def frame(self, size: int = SIZE, encoding: str = "rgb8") -> float:
-        stamp = messages.stamp_from_seconds(self.stamp())
+        stamp = stamp_from_seconds(self.stamp())
         if self.clock is not None:
             self.clock.publish(messages.clock(stamp))
         if self.imu is not None:
@@ -94,7 +99,7 @@ class Feed:
             imu.header.stamp = stamp
             imu.linear_acceleration.x = 5.0
             self.imu.publish(imu)
-        msg = messages.image(self.rng.integers(0, 255, (size, size, 3), dtype=np.uint8), stamp, "camera_optical_frame")
+        msg = image_message(self.rng.integers(0, 255, (size, size, 3), dtype=np.uint8), stamp, "camera_optical_frame")
         msg.encoding = encoding
         self.image.publish(msg)
         odom = Odometry()
@@ -118,7 +123,7 @@ def timed(probe, topic: str) -> list[tuple[float, AckermannDriveStamped]]:
 
 
 def seconds(msg: AckermannDriveStamped) -> float:
-    return round(messages.seconds_from_stamp(msg.header.stamp), 6)
+    return round(seconds_from_stamp(msg.header.stamp), 6)
 
 
 def diagnostic(diags, key: str) -> str | None:
@@ -168,7 +173,7 @@ def test_shadow_mode_never_publishes_on_drive(ckpts, nodes, probe):
     probe.wait_for(lambda: teleop.get_subscription_count() > 0, 10, "the policy reading /teleop")
     for _ in range(20):
         cmd = AckermannDriveStamped()
-        cmd.header.stamp = messages.stamp_from_seconds(feed.stamp())
+        cmd.header.stamp = stamp_from_seconds(feed.stamp())
         cmd.drive.speed = 30.0
         feed.frame()
         teleop.publish(cmd)
@@ -217,7 +222,7 @@ def test_watchdog_under_sim_time_waits_while_the_clock_stands_still(ckpts, nodes
     drive.clear()
     probe.spin(0.6)  # a lockstep simulator waiting: wall time passes, sim time does not
     assert {seconds(m) for _, m in drive} <= set(np.round(feed.sent, 6))
-    feed.clock.publish(messages.clock(messages.stamp_from_seconds(feed.sent[-1] + 0.25)))  # the world moved on
+    feed.clock.publish(messages.clock(stamp_from_seconds(feed.sent[-1] + 0.25)))  # the world moved on
     sent = time.monotonic()
     probe.wait_for(lambda: any(seconds(m) not in np.round(feed.sent, 6) for _, m in drive), 3, "a watchdog stop")
     arrived, stop = next((t, m) for t, m in drive if seconds(m) not in np.round(feed.sent, 6))

@@ -12,7 +12,8 @@ from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
 from photon_policy.cli import main as photon
-from photon_policy.sim import messages
+from photon_policy.ros.images import image_message
+from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
 
 TINY = {"max_steps": 16, "batch_size": 4, "val_interval": 8, "val_samples": 8, "warmup_steps": 2,
         "progress": False,
@@ -95,12 +96,12 @@ def test_node_converts_or_drops_and_counts_bad_frames(trained, nodes, probe):
     probe.wait_for(lambda: pub.get_subscription_count() > 0, 20, "world model up")
     rng = np.random.default_rng(0)
     for k in range(40):  # 64x64 bgr8 frames at 50 Hz: converted (resampled), then predicted from
-        msg = messages.image(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), messages.stamp_from_seconds(
+        msg = image_message(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), stamp_from_seconds(
             1.0 + 0.02 * k), "camera_optical_frame")
         msg.encoding = "bgr8"
         pub.publish(msg)
         probe.spin(0.02)
-    bad = messages.image(np.zeros((8, 8, 3), dtype=np.uint8), messages.stamp_from_seconds(2.0), "camera_optical_frame")
+    bad = image_message(np.zeros((8, 8, 3), dtype=np.uint8), stamp_from_seconds(2.0), "camera_optical_frame")
     bad.encoding = "yuv422"
     pub.publish(bad)
     probe.wait_for(lambda: predictions, 10, "predictions from converted frames")

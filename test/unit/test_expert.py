@@ -6,7 +6,7 @@ import pytest
 
 from photon_policy.expert.pure_pursuit import ExpertConfig, ExpertDriver
 from photon_policy.sim.carracing import CarRacingVehicle, VehicleState
-from photon_policy.sim.episode import run_episode
+from photon_policy.expert.in_process import run_episode
 
 SEED = 0
 

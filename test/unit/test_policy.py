@@ -8,14 +8,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from policy_node.checkpoint import CheckpointError, load_policy, load_policy_checkpoint, save_policy
-from policy_node.dataset import PolicySamples
-from policy_node.export import EagerCompute, export_torchscript, load_compute, load_torchscript, trace
-from policy_node.model import DrivingPolicy, PolicyConfig
-from policy_node.runtime import PolicyRuntime
-from policy_node.safety import SafetyConfig, SafetyLayer
-from policy_node.train import PolicyTrainConfig, train
+from photon_policy.policy.checkpoint import CheckpointError, load_policy, load_policy_checkpoint, save_policy
+from photon_policy.policy.dataset import PolicySamples
+from photon_policy.policy.export import EagerCompute, export_torchscript, load_compute, load_torchscript, trace
+from photon_policy.policy.model import DrivingPolicy, PolicyConfig
+from photon_policy.policy.runtime import PolicyRuntime
+from photon_policy.policy.safety import SafetyConfig, SafetyLayer
+from photon_policy.policy.train import PolicyTrainConfig, train
 from test_world_model import SIZE, _free_port, one_thread, scrolling_episode, tiny_config  # noqa: F401
+from photon_policy.learning.checkpoint import weights_sha256
 from world_model_node.checkpoint import save_checkpoint
 from world_model_node.dataset import window_actions
 from world_model_node.model import WorldModel
@@ -90,6 +91,10 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         load_policy(good, expected_config=PolicyConfig(world_model=wm_config(hidden=24).to_dict(), head_width=16))
     ckpt = torch.load(good, weights_only=True)
     ckpt["model"]["head.0.weight"] = torch.zeros(3, 3)
+    torch.save(ckpt, tmp_path / "tampered.pt")
+    with pytest.raises(CheckpointError, match="content hash does not match"):
+        load_policy(tmp_path / "tampered.pt")
+    ckpt["weights_sha256"] = weights_sha256(ckpt["model"])  # consistently re-hashed: the shapes still misfit
     torch.save(ckpt, tmp_path / "misfit.pt")
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_policy(tmp_path / "misfit.pt")

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from world_model_node.model import WorldModel, WorldModelConfig
-from world_model_node.predictor import StreamingPredictor, candidates, strip, to_model_frame
+from photon_policy.ros.camera import to_model_frame
+from world_model_node.predictor import StreamingPredictor, candidates, strip
 
 TINY = WorldModelConfig(enc_channels=(8, 16, 32), dec_channels=(32, 16, 8), latent_channels=8, embed_dim=16,
                         hidden=16, refine_channels=8, action_embed=8)

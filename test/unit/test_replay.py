@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from photon_policy.sim.carracing import CarRacingVehicle
-from photon_policy.sim.episode import drive_frames, shipped_configs
+from photon_policy.expert.in_process import drive_frames, shipped_configs
 from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 
 SEED = 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.bags.episode_arrays import EpisodeArrays
 from world_model_node.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from world_model_node.dataset import WindowDataset, split_episodes, window_actions, window_motion, window_starts
 from world_model_node.evaluate import counterfactual_check, ssim, steering_rotation

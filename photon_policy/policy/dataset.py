@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.bags.episode_arrays import EpisodeArrays
 from world_model_node.dataset import model_stride, split_episodes, window_actions, window_starts
 
 __all__ = ["PolicySamples", "extras_at", "split_episodes"]

@@ -4,7 +4,7 @@ It is the baseline the ROS loop is benchmarked against, and the loop the expert
 is tuned with. The command line drives with the configs the nodes are launched
 with (config/expert.yaml, config/simulator.yaml), or the dataclass defaults:
 
-    python -m photon_policy.sim.episode --seeds 0-99 --workers 2 [--defaults]
+    python -m photon_policy.expert.in_process --seeds 0-99 --workers 2 [--defaults]
 """
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from policy_node.checkpoint import CheckpointError, load_policy
-from policy_node.model import DrivingPolicy, FrameStep, PolicyConfig
+from photon_policy.policy.checkpoint import CheckpointError, load_policy
+from photon_policy.policy.model import DrivingPolicy, FrameStep, PolicyConfig
 
 EXTRA_FILE = "photon_policy.json"
 FORMAT = "photon-policy-torchscript"

@@ -18,7 +18,7 @@ with the same stamp (the lockstep simulator's resend) gets the same command agai
 
 Parameters (config/policy.yaml): checkpoint (empty = models/policy.pt shipped), export
 (eager | torchscript | path of a `photon export` file), device, threads, mode (autonomous |
-shadow), frame_id, input_timeout, and the SafetyConfig limits (policy_node.safety): steering
+shadow), frame_id, input_timeout, and the SafetyConfig limits (photon_policy.policy.safety): steering
 and speed limits and rates, watchdog_s. A checkpoint that cannot be used stops start-up
 (exit code 2) with the reason.
 
@@ -28,7 +28,7 @@ the newest camera frame is older than watchdog_s, stops are published (stamped n
 frames return; under sim time the frame must be that old in sim time as well, because a
 paused or lockstep simulator's world stands still while it waits. Until the policy has its
 0.2 s of context it holds its last command for up to watchdog_s, else commands a stop.
-Missing IMU: zeros; missing odometry: the applied command's speed (see policy_node.runtime).
+Missing IMU: zeros; missing odometry: the applied command's speed (see photon_policy.policy.runtime).
 Ctrl-C publishes a stop.
 """
 from __future__ import annotations
@@ -40,21 +40,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ackermann_msgs.msg import AckermannDriveStamped
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, Imu
 
-from photon_policy.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
-                                       run_node)
 from photon_policy.paths import shipped_model
-from photon_policy.sim import messages
-from policy_node.checkpoint import CheckpointError
-from policy_node.export import load_compute
-from policy_node.runtime import PolicyRuntime
-from policy_node.safety import SPEED_NONFINITE, STEERING_NONFINITE, SafetyConfig, SafetyLayer
-from world_model_node.predictor import DroppedFrame, model_frame
+from photon_policy.ros.camera import CameraIntake
+from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
+                                            run_node)
+from photon_policy.ros.stamps import seconds_from_stamp
+from photon_policy.policy.checkpoint import CheckpointError
+from photon_policy.policy.export import load_compute
+from photon_policy.policy.runtime import PolicyRuntime
+from photon_policy.policy.safety import SPEED_NONFINITE, STEERING_NONFINITE, SafetyConfig, SafetyLayer
 
 MODES = ("autonomous", "shadow")
 SHIPPED = "policy.pt"
@@ -104,7 +104,7 @@ class PolicyNode(Node):
                                      (wm.latent_channels, wm.latent_size, wm.latent_size), p.device,
                                      p.input_timeout)
         self.autonomous = p.mode == "autonomous"
-        self.drops: Counter[str] = Counter()
+        self.camera = CameraIntake(self.size, lambda text: self.get_logger().warning(text, throttle_duration_sec=2.0))
         self.missing: Counter[str] = Counter()
         self.compute_times: deque[float] = deque(maxlen=1000)
         self.callback_times: deque[float] = deque(maxlen=1000)
@@ -126,9 +126,8 @@ class PolicyNode(Node):
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
         topic = "drive" if self.autonomous else "policy/drive"
         self.drive_pub = self.create_publisher(AckermannDriveStamped, topic, QoSProfile(depth=10))
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QoSProfile(depth=10))
+        self.diagnostics = Diagnostics(self, "policy", self._diagnostic_report, hardware_id=p.device)
         create_wall_timer(self, self.safety.config.watchdog_s / 4.0, self._watchdog)
-        create_wall_timer(self, 1.0, self._publish_diagnostics)
         self.get_logger().info(f"policy {path} ({compute.kind}, {self.size} px, device {p.device}): "
                                f"{p.mode}, commands on {self.drive_pub.topic_name}")
 
@@ -149,30 +148,28 @@ class PolicyNode(Node):
     # --- inputs ----------------------------------------------------------------------------------
     def _on_imu(self, msg: Imu) -> None:
         a, w = msg.linear_acceleration, msg.angular_velocity
-        self.runtime.add_imu(messages.seconds_from_stamp(msg.header.stamp), a.x, a.y, w.z)
+        self.runtime.add_imu(seconds_from_stamp(msg.header.stamp), a.x, a.y, w.z)
 
     def _on_odom(self, msg: Odometry) -> None:
-        self.runtime.add_odom(messages.seconds_from_stamp(msg.header.stamp), msg.twist.twist.linear.x)
+        self.runtime.add_odom(seconds_from_stamp(msg.header.stamp), msg.twist.twist.linear.x)
 
     def _on_applied(self, msg: AckermannDriveStamped) -> None:
-        self.runtime.add_applied(messages.seconds_from_stamp(msg.header.stamp), msg.drive.steering_angle,
+        self.runtime.add_applied(seconds_from_stamp(msg.header.stamp), msg.drive.steering_angle,
                                  msg.drive.speed)
 
     def _on_image(self, msg: Image) -> None:
         started = time.perf_counter()
-        try:
-            frame = model_frame(msg, self.size)
-        except DroppedFrame as exc:
-            self._drop(exc.reason, str(exc))
+        frame = self.camera.frame(msg)
+        if frame is None:
             return
-        stamp = messages.seconds_from_stamp(msg.header.stamp)
+        stamp = seconds_from_stamp(msg.header.stamp)
         result = self.runtime.push(frame, stamp)
         if result.status == "repeat":
             if self._last_msg is not None and self._last_msg.header.stamp == msg.header.stamp:
                 self.drive_pub.publish(self._last_msg)
             return
         if result.status == "out_of_order":
-            self._drop("out_of_order", f"frame stamped {stamp:.3f} s is older than the newest")
+            self.camera.drop("out_of_order", f"frame stamped {stamp:.3f} s is older than the newest")
             return
         self._last_frame_wall, self._last_frame_stamp = time.monotonic(), stamp
         self._missing_now = result.missing
@@ -194,7 +191,7 @@ class PolicyNode(Node):
         """Before the policy has its context: hold the last command briefly, else stop."""
         self.frames_without_context += 1
         last = self._last_msg
-        if last is not None and 0.0 <= stamp - messages.seconds_from_stamp(last.header.stamp) \
+        if last is not None and 0.0 <= stamp - seconds_from_stamp(last.header.stamp) \
                 <= self.safety.config.watchdog_s:
             steering, speed, _ = self.safety.filter(last.drive.steering_angle, last.drive.speed, stamp)
             return steering, speed
@@ -212,10 +209,6 @@ class PolicyNode(Node):
             self.drive_pub.publish(msg)
         self._last_msg = msg
         self.commands += 1
-
-    def _drop(self, reason: str, detail: str) -> None:
-        self.drops[reason] += 1
-        self.get_logger().warning(f"dropped camera frame: {detail}", throttle_duration_sec=2.0)
 
     # --- watchdog, diagnostics, shutdown -----------------------------------------------------------
     def frame_age(self) -> float:
@@ -236,16 +229,16 @@ class PolicyNode(Node):
             self.watchdog_stops += 1
             self._publish(self.get_clock().now().to_msg(), *self.safety.stop())
 
-    def _publish_diagnostics(self) -> None:
+    def _diagnostic_report(self) -> tuple[dict, list[str]]:
         def ms(times: deque[float], q: float) -> str:
             return f"{np.percentile(np.asarray(times) * 1e3, q):.2f}" if times else "nan"
 
-        dropped = sum(self.drops.values())
+        dropped = self.camera.dropped
         hits = self.safety.hits
         values = {"mode": self.params.mode, "commands": self.commands,
                   "inference_ms_p50": ms(self.compute_times, 50), "inference_ms_p99": ms(self.compute_times, 99),
                   "callback_ms_p50": ms(self.callback_times, 50), "callback_ms_p99": ms(self.callback_times, 99),
-                  "dropped_frames": dropped, **{f"dropped_{k}": v for k, v in self.drops.items()},
+                  "dropped_frames": dropped, **{f"dropped_{k}": v for k, v in self.camera.drops.items()},
                   "limit_hits": sum(hits.values()), **{f"limit_{k}": v for k, v in hits.items()},
                   "stops": self.safety.stops, "watchdog_stops": self.watchdog_stops,
                   "frames_without_context": self.frames_without_context,
@@ -257,18 +250,12 @@ class PolicyNode(Node):
             (f"{dropped} frames dropped", dropped), (f"missing {', '.join(self._missing_now)}", self._missing_now),
             (f"{self.watchdog_stops} watchdog stops", self.watchdog_stops),
             ("non-finite outputs", hits[STEERING_NONFINITE] + hits[SPEED_NONFINITE])) if bad]
-        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: policy", hardware_id=self.params.device,
-                                  message="; ".join(problems) or "ok",
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in sorted(values.items())])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        return values, problems
 
     def publish_safe_state(self) -> None:
         """Ctrl-C: a stop is the last word on the output topic (delivered before the process ends)."""
         self._publish(self.get_clock().now().to_msg(), *self.safety.stop(), delivered=True)
-        self._publish_diagnostics()
+        self.diagnostics.publish()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -26,8 +26,8 @@ def resolve_checkpoint(ckpt: Path | None) -> Path:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from policy_node.train import PolicyTrainConfig
-    from world_model_node.commands import resolve_checkpoint as resolve_world_model
+    from photon_policy.policy.train import PolicyTrainConfig
+    from world_model_node.cli import resolve_checkpoint as resolve_world_model
 
     values = yaml.safe_load(args.config.read_text()) if args.config else {}
     unknown = set(values or {}) - {f.name for f in fields(PolicyTrainConfig)}
@@ -52,7 +52,7 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from policy_node.train import train
+    from photon_policy.policy.train import train
 
     path = train(train_config_from_args(args))
     print(f"[photon] policy checkpoint: {path}")
@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from policy_node.export import export_torchscript
+    from photon_policy.policy.export import export_torchscript
 
     ckpt = resolve_checkpoint(args.ckpt)
     out = args.out or ckpt.with_name(f"{ckpt.stem}.torchscript.pt")

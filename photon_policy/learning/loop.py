@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from photon_policy.episode_data import EpisodeArrays
+from photon_policy.bags.episode_arrays import EpisodeArrays
 
 T = TypeVar("T")
 

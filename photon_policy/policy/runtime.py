@@ -5,7 +5,7 @@ since the previous frame. For frame k at stamp t the policy reads the cached lat
 nearest t - model_dt and t - 2 model_dt (within a quarter model step), the mean
 applied command over the model step before each of those frames, and the newest IMU,
 odometry and applied command stamped strictly before t (as in training: see
-policy_node.dataset). Until that context exists (the first 0.2 s of a stream, or
+photon_policy.policy.dataset). Until that context exists (the first 0.2 s of a stream, or
 after a gap) the result says so and carries no command.
 
 Missing inputs (nothing on the topic within `input_timeout_s` before the frame):

@@ -42,7 +42,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         raise ValueError(f"--noise {args.noise}: must be >= 0")
     checkpoint = None
     if args.ckpt is not None:
-        from policy_node.commands import resolve_checkpoint
+        from photon_policy.policy.cli import resolve_checkpoint
         checkpoint = str(resolve_checkpoint(args.ckpt))
     paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
                     prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,

@@ -6,8 +6,8 @@
 The policy starts from a world-model checkpoint (its encoder and dynamics; the head is new)
 or, with `scratch`, the same network freshly initialised: the comparison that shows what the
 world model is worth. The loop, DDP, logging and resuming are the world model's
-(photon_policy.training); last.pt and best.pt (lowest validation loss) are self-describing
-policy checkpoints (policy_node.checkpoint).
+(photon_policy.learning.loop); last.pt and best.pt (lowest validation loss) are self-describing
+policy checkpoints (photon_policy.policy.checkpoint).
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from photon_policy import training
-from photon_policy.episode_data import EpisodeArrays
-from policy_node.checkpoint import CheckpointError, load_policy_checkpoint, save_policy
-from policy_node.dataset import PolicySamples, split_episodes
-from policy_node.model import DrivingPolicy, PolicyConfig, bc_loss
+from photon_policy.learning import loop as training
+from photon_policy.bags.episode_arrays import EpisodeArrays
+from photon_policy.policy.checkpoint import CheckpointError, load_policy_checkpoint, save_policy
+from photon_policy.policy.dataset import PolicySamples, split_episodes
+from photon_policy.policy.model import DrivingPolicy, PolicyConfig, bc_loss
 from world_model_node.checkpoint import load_checkpoint as load_world_model_checkpoint
 from world_model_node.model import WorldModelConfig, count_parameters
 

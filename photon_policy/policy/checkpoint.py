@@ -1,4 +1,4 @@
-"""Self-describing policy checkpoints, in the world model's format (world_model_node.checkpoint):
+"""Self-describing policy checkpoints, in the format every Photon model shares (photon_policy.learning.checkpoint):
 a plain dict with format tag `photon-policy`, the PolicyConfig (world-model config inside) as a
 dict, weights, optimizer, step, train config and metrics, read only with weights_only=True.
 Anything unexpected raises CheckpointError saying what is wrong.
@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
-from policy_node.model import DrivingPolicy, PolicyConfig
-from world_model_node.checkpoint import (FORMAT as WORLD_MODEL_FORMAT, CheckpointError, check_config,
-                                         check_image_size, read_checkpoint, save_checkpoint, with_weights)
+from photon_policy.learning.checkpoint import (CheckpointError, check_config, check_image_size, read_checkpoint,
+                                               save_checkpoint, with_weights)
+from photon_policy.policy.model import DrivingPolicy, PolicyConfig
+from world_model_node.checkpoint import FORMAT as WORLD_MODEL_FORMAT
 
 FORMAT = "photon-policy"
 VERSION = 1
@@ -22,8 +23,8 @@ __all__ = ["CheckpointError", "FORMAT", "load_policy", "load_policy_checkpoint",
 
 def save_policy(path: str | Path, policy: DrivingPolicy, optimizer: torch.optim.Optimizer | None = None,
                 **kw: Any) -> Path:
-    """Atomic write; keyword arguments as world_model_node.checkpoint.save_checkpoint."""
-    return save_checkpoint(path, policy, optimizer, fmt=FORMAT, version=VERSION, **kw)
+    """Atomic write; keyword arguments as photon_policy.learning.checkpoint.save_checkpoint."""
+    return save_checkpoint(path, policy, FORMAT, VERSION, optimizer, **kw)
 
 
 def load_policy_checkpoint(path: str | Path, expected_config: PolicyConfig | None = None,

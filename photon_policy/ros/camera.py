@@ -1,0 +1,58 @@
+"""Camera intake for model nodes: camera messages in, model-size RGB frames out, drops counted.
+
+Both model nodes (policy, world model) take frames of any size in any convertible encoding
+(photon_policy.ros.images), raw or compressed, and resize them to the model's square input
+here; a message that cannot become a frame is a counted drop with a reason, never an error
+that reaches the node's callback.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from photon_policy.ros.images import decode_compressed, decode_image
+
+
+def to_model_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 of any size -> (size, size, 3) uint8: area-averaged when shrinking,
+    bilinear when enlarging."""
+    if frame.shape[:2] == (size, size):
+        return frame
+    shrink = frame.shape[0] >= size and frame.shape[1] >= size
+    return cv2.resize(np.ascontiguousarray(frame), (size, size),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class CameraIntake:
+    """`frame(msg)`: sensor_msgs/Image or CompressedImage -> (size, size, 3) uint8 RGB, or None
+    when the message was dropped (counted in `drops` by reason and reported through `warn`,
+    which a node throttles)."""
+
+    def __init__(self, size: int, warn: Callable[[str], None] = lambda text: None) -> None:
+        self.size = size
+        self.warn = warn
+        self.drops: Counter[str] = Counter()
+        self.frames = 0
+
+    def frame(self, msg: Any) -> np.ndarray | None:
+        compressed = hasattr(msg, "format") and not hasattr(msg, "encoding")
+        try:
+            frame = decode_compressed(msg) if compressed else decode_image(msg)
+        except ValueError as exc:
+            return self.drop("malformed_image", str(exc))
+        if frame is None:
+            return self.drop(f"encoding_{msg.encoding or 'empty'}", f"cannot convert encoding '{msg.encoding}'")
+        self.frames += 1
+        return to_model_frame(frame, self.size)
+
+    def drop(self, reason: str, detail: str) -> None:
+        self.drops[reason] += 1
+        self.warn(f"dropped camera frame ({reason}): {detail}")
+        return None
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.drops.values())
