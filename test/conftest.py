@@ -15,7 +15,8 @@ import pytest
 
 # One DDS domain per test session, discovery on this machine only: parallel runs and other
 # ROS graphs on the host cannot leak into the tests. Set before rclpy initialises.
-os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 200))
+# PHOTON_TEST_DOMAIN_ID pins it (several checkouts testing at once on one machine).
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("PHOTON_TEST_DOMAIN_ID") or str(random.Random(os.getpid()).randint(1, 200))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import rclpy  # noqa: E402
