@@ -8,39 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
-import yaml
+from photon_policy.learning import run_args
+
+SHIPPED = "world_model.pt"
 
 
 def resolve_checkpoint(ckpt: Path | None) -> Path:
     """A run directory means its best.pt; nothing means the shipped model."""
-    from world_model_node.shipped import default_checkpoint
-
-    if ckpt is None:
-        return default_checkpoint()
-    return ckpt / "best.pt" if ckpt.is_dir() else ckpt
+    return run_args.resolve_checkpoint(ckpt, SHIPPED, "world model")
 
 
 def train_config_from_args(args: argparse.Namespace):
     from world_model_node.model import WorldModelConfig
     from world_model_node.train import TrainConfig
 
-    values = yaml.safe_load(args.config.read_text()) if args.config else {}
-    model_values = values.pop("model", {}) or {}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
-    config = TrainConfig(**values, model=WorldModelConfig(**model_values))
-    config.data_dirs, config.out_dir = [str(d) for d in args.data], str(args.out)
+    values = run_args.config_values(args, TrainConfig)
+    values["model"] = WorldModelConfig(**(values.get("model") or {}))
     if args.init is not None:
-        config.init_from = str(resolve_checkpoint(args.init))
-    for name in ("max_steps", "batch_size", "device", "seed"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    return config
+        values["init_from"] = str(resolve_checkpoint(args.init))
+    return TrainConfig(**values)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -53,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from world_model_node.evaluate import evaluate
-    from world_model_node.train import load_episodes
+    from photon_policy.learning.loop import load_episodes
 
     ckpt = resolve_checkpoint(args.ckpt)
     episodes = load_episodes(args.data)
@@ -92,15 +80,8 @@ def _fmt(values: list[float]) -> str:
 
 def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     wm = train_sub.add_parser("world-model", help="train the world model on recorded bags")
-    wm.add_argument("--data", type=Path, action="append", required=True,
-                    help="directory of bags (photon collect); repeat to add more")
+    run_args.add_run_arguments(wm, "TrainConfig (with `model:` for the network)")
     wm.add_argument("--init", type=Path, help="fine-tune: start from this checkpoint or run directory's weights")
-    wm.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, log.csv")
-    wm.add_argument("--config", type=Path, help="YAML of TrainConfig fields, with `model:` for the network")
-    wm.add_argument("--steps", dest="max_steps", type=int)
-    wm.add_argument("--batch-size", type=int)
-    wm.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    wm.add_argument("--seed", type=int)
     wm.set_defaults(func=cmd_train)
 
 

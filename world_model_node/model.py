@@ -426,10 +426,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-10))
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def horizon_seconds(config: WorldModelConfig) -> list[float]:
     return [round((i + 1) * config.model_dt, 6) for i in range(config.horizon_steps)]
 

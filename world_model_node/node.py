@@ -23,6 +23,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
+from photon_policy.paths import shipped_model
 from photon_policy.ros.camera import CameraIntake
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
@@ -31,7 +32,9 @@ from photon_policy.ros.stamps import seconds_from_stamp
 from world_model_node.checkpoint import CheckpointError, load_model
 from world_model_node.interface import StampedValues
 from world_model_node.predictor import StreamingPredictor, candidates, strip
-from world_model_node.shipped import default_checkpoint
+
+
+SHIPPED = "world_model.pt"
 
 
 @dataclass
@@ -58,7 +61,7 @@ class WorldModelNode(Node):
         self.params = p = declare_config(self, WorldModelNodeParams)
         torch.set_num_threads(p.threads)
         try:
-            path = p.checkpoint or str(default_checkpoint())
+            path = p.checkpoint or str(shipped_model(SHIPPED, "world model"))
             model, _ = load_model(path, map_location=p.device)
         except (CheckpointError, FileNotFoundError) as exc:
             raise ConfigError(f"checkpoint refused: {exc}") from exc

@@ -206,6 +206,7 @@ class RunLog:
 
     def __init__(self, out_dir: Path, columns: Sequence[str], fresh: bool) -> None:
         path = out_dir / "log.csv"
+        self.columns = list(columns)
         fresh = fresh or not path.exists()
         self._file = open(path, "w" if fresh else "a", newline="")
         self._csv = csv.writer(self._file)
