@@ -31,10 +31,14 @@ import numpy as np
 import torch
 
 from photon_policy.bags.episode_arrays import EpisodeArrays
-from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 from world_model_node.checkpoint import load_model
 from world_model_node.dataset import WindowDataset
 from world_model_node.model import WorldModel, horizon_seconds, psnr
+
+
+class NoGroundTruth(RuntimeError):
+    """The simulator cannot give these episodes' counterfactual ground truth (no seed, or its replay
+    does not reproduce the recorded frames); the message says why."""
 
 
 # ---- image metrics ----------------------------------------------------------------------
@@ -159,10 +163,11 @@ def _car_xy(model: WorldModel) -> tuple[float, float]:
 
 
 def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
-                      dbw_config=None) -> tuple[dict[int, EpisodeReplay] | None, str]:
+                      dbw_config=None) -> tuple[dict | None, str]:
     """Replays of the episodes for the simulator's counterfactual ground truth, and why there are
     none: ground_truth "none" skips it, "simulator" requires it, "auto" uses it where every
-    episode carries a simulator seed (each replay is checked frame for frame as it branches)."""
+    episode carries a simulator seed (each replay is checked frame for frame as it branches).
+    The simulator (Gymnasium, Box2D) is imported only here: evaluating a real car's bags needs neither."""
     if ground_truth not in ("auto", "simulator", "none"):
         raise ValueError(f"ground_truth must be auto, simulator or none, not {ground_truth!r}")
     if ground_truth == "none":
@@ -171,8 +176,10 @@ def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
     if unseeded:
         why = f"episode(s) {', '.join(unseeded[:3])} carry no simulator seed"
         if ground_truth == "simulator":
-            raise ReplayMismatch(f"no simulator ground truth: {why}")
+            raise NoGroundTruth(f"no simulator ground truth: {why}")
         return None, why
+    from photon_policy.sim.replay import EpisodeReplay
+
     if dbw_config is None:
         from photon_policy.expert.in_process import shipped_configs
         dbw_config = shipped_configs()[1]
@@ -195,7 +202,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
       counterfactual: counts, rates per horizon, mean rotations, the simulator's own figures and
         the branch PSNRs (with ground truth), num_windows, num_episodes
       latency_ms (latency_runs > 0): p50/p99 of one video_pred at batch 1 on CPU
-    A replay that does not reproduce its bag raises ReplayMismatch, except under "auto", which
+    A replay that does not reproduce its bag raises NoGroundTruth, except under "auto", which
     then evaluates without ground truth and says why in counterfactual.ground_truth_note.
     """
     if threads > 0:
@@ -241,7 +248,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
                 if replays is not None:
                     try:
                         sim = _simulator_branches(ds, [int(idx[j]) for j in sel], replays, steerings, speed.cpu(), hz)
-                    except ReplayMismatch as err:
+                    except NoGroundTruth as err:
                         if ground_truth == "simulator":
                             raise
                         replays, truth_note = None, str(err)
@@ -271,16 +278,21 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     return result
 
 
-def _simulator_branches(ds: WindowDataset, windows: list[int], replays: dict[int, EpisodeReplay],
+def _simulator_branches(ds: WindowDataset, windows: list[int], replays: dict,
                         steerings: tuple[float, ...], speeds: torch.Tensor, hz: int) -> torch.Tensor:
     """The simulator's frames for each window's branches: (S, len(steerings), hz, 3, H, W) in 0..1,
     branched at the window's last context frame, each steering held with that window's speed."""
+    from photon_policy.sim.replay import ReplayMismatch
+
     out = []
     for j, i in enumerate(windows):
         w = ds.index[i]
         last_context = int(ds.frame_indices(i)[ds.steps - hz - 1])
-        frames = replays[w.episode].branch(last_context, [(s, float(speeds[j])) for s in steerings], hz,
-                                           ds.strides[w.episode])
+        try:
+            frames = replays[w.episode].branch(last_context, [(s, float(speeds[j])) for s in steerings], hz,
+                                               ds.strides[w.episode])
+        except ReplayMismatch as err:
+            raise NoGroundTruth(str(err)) from err
         out.append(torch.from_numpy(frames).permute(0, 1, 4, 2, 3))
     return torch.stack(out).float() / 255.0
 
