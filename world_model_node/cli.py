@@ -40,18 +40,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from world_model_node.evaluate import evaluate
     from photon_policy.learning.loop import load_episodes
+    from world_model_node.evaluate import COUNTERFACTUAL_CONTEXTS, evaluate
 
     ckpt = resolve_checkpoint(args.ckpt)
-    episodes = load_episodes(args.data)
+    print(f"[photon] reading the bags under {', '.join(map(str, args.data))}", flush=True)
+    episodes = load_episodes(args.data, args.strict_data)
+    if args.ground_truth != "none":
+        print(f"[photon] {len(episodes)} episode(s); the counterfactual's ground truth replays the simulator "
+              f"for up to {COUNTERFACTUAL_CONTEXTS} contexts (about 0.5 s each); --ground-truth none skips it",
+              flush=True)
     out_dir = args.json.parent if args.json else None
     report = evaluate(ckpt, episodes, out_dir=out_dir, latency_runs=args.latency_runs,
                       ground_truth=args.ground_truth, progress=True)
     report["checkpoint"] = str(ckpt)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"[photon] wrote {args.json} and the PNG strips beside it")
+        print(f"[photon] wrote {', '.join([str(args.json), *report['files']])}")
     print(f"{'horizon s':>9} {'PSNR model':>10} {'copy-last':>9} {'zero-act':>8} {'SSIM model':>10} {'copy-last':>9}")
     for i, h in enumerate(report["horizons_s"]):
         p, s = report["psnr"], report["ssim"]
@@ -87,7 +93,9 @@ def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", type=Path, help="checkpoint file or run directory (default: the shipped model)")
-    parser.add_argument("--data", type=Path, help="held-out bags to evaluate on")
+    parser.add_argument("--data", type=Path, action="append", help="held-out bags to evaluate on (repeatable)")
+    parser.add_argument("--strict-data", action="store_true",
+                        help="stop at a bag that cannot be read (default: skip and list it)")
     parser.add_argument("--latency-runs", type=int, default=0, help="also time video_pred at batch 1")
     parser.add_argument("--ground-truth", choices=("auto", "simulator", "none"), default="auto",
                         help="counterfactual ground truth: replay simulator bags and branch them "

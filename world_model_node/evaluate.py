@@ -36,6 +36,10 @@ from world_model_node.dataset import WindowDataset
 from world_model_node.model import WorldModel, horizon_seconds, psnr
 
 
+COUNTERFACTUAL_CONTEXTS = 200
+"""Contexts of the steering counterfactual (each branched in the simulator when it gives ground truth)."""
+
+
 class NoGroundTruth(RuntimeError):
     """The simulator cannot give these episodes' counterfactual ground truth (no seed, or its replay
     does not reproduce the recorded frames); the message says why."""
@@ -188,12 +192,14 @@ def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
 
 @torch.inference_mode()
 def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
-             out_dir: str | Path | None = None, max_windows: int = 512, counterfactual_windows: int = 200,
+             out_dir: str | Path | None = None, max_windows: int = 512,
+             counterfactual_windows: int = COUNTERFACTUAL_CONTEXTS,
              strip_samples: int = 4, batch_size: int = 32, skip_s: float = 1.0, device: str = "cpu",
              threads: int = 2, latency_runs: int = 0, ground_truth: str = "auto", progress: bool = False) -> dict:
     """Metrics of `checkpoint` on windows evenly spread over `episodes` (held-out ones).
 
-    Returns (and with out_dir, writes eval.json, prediction_strip.png and counterfactual_strip.png):
+    Returns (and with out_dir, writes prediction_strip.png, and counterfactual_strip.png when the
+    simulator gave ground truth; result["files"] lists what was written):
       horizons_s: seconds ahead of each predicted frame
       psnr, ssim: {"model", "copy_last", "zero_action"}: one mean per horizon
       counterfactual_pass_rate: on the frames COUNTERFACTUAL_STEP ahead, the share of contexts
@@ -217,6 +223,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).round().astype(int)
     cf_pick = set(pick[np.linspace(0, len(pick) - 1, min(counterfactual_windows, len(pick))).round()
                        .astype(int)].tolist())
+    strip_pick = set(pick[np.linspace(0, len(pick) - 1, min(strip_samples, len(pick))).round().astype(int)].tolist())
     replays, truth_note = simulator_replays(episodes, ground_truth)
     bar = None
     if progress and replays is not None:
@@ -256,7 +263,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
                     if bar is not None:
                         bar.update(len(sel))
                 acc.add_counterfactual(rolls, sim, _car_xy(model), ctx[sel].cpu())
-            acc.add_strip(ctx, truth, pred, strip_samples)
+            acc.add_strip(*(t[[j for j, i in enumerate(idx) if int(i) in strip_pick]] for t in (ctx, truth, pred)))
     finally:
         if bar is not None:
             bar.close()
@@ -267,14 +274,14 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     result["checkpoint"] = str(checkpoint) if not isinstance(checkpoint, WorldModel) else None
     if latency_runs > 0:
         result["latency_ms"] = measure_latency(model.cpu(), runs=latency_runs, threads=threads)
+    result["files"] = []
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "eval.json").write_text(json.dumps(result, indent=1))
         if acc.strip:
-            save_strip(acc.strip, result["horizons_s"], out / "prediction_strip.png")
+            result["files"].append(str(save_strip(acc.strip, result["horizons_s"], out / "prediction_strip.png")))
         if acc.branch_strip:
-            save_counterfactual_strip(acc.branch_strip, out / "counterfactual_strip.png")
+            result["files"].append(str(save_counterfactual_strip(acc.branch_strip, out / "counterfactual_strip.png")))
     return result
 
 
@@ -331,8 +338,8 @@ class _Accumulator:
         if len(self.branch_strip) < 3:
             self.branch_strip.append((ctx[0, -1], sim[0, :, COUNTERFACTUAL_STEP], rolls[0, :, COUNTERFACTUAL_STEP]))
 
-    def add_strip(self, ctx, truth, pred, samples: int) -> None:
-        for j in range(min(samples - len(self.strip), len(ctx))):
+    def add_strip(self, ctx, truth, pred) -> None:
+        for j in range(len(ctx)):
             self.strip.append((ctx[j].cpu(), truth[j].cpu(), pred[j].cpu()))
 
     def drop_simulator(self) -> None:

@@ -55,6 +55,10 @@ class WorldModelNodeParams:
             raise ValueError(f"device '{self.device}' is not cpu or cuda[:N]")
 
 
+PARAMETERS = ((WorldModelNodeParams, ""),)
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class WorldModelNode(Node):
     def __init__(self) -> None:
         super().__init__("world_model")

@@ -79,7 +79,7 @@ def train(config: TrainConfig, episodes: list[EpisodeArrays] | None = None) -> P
 def _train(config: TrainConfig, episodes, procs: loop.Processes) -> Path:
     loop.prepare(config, procs)
     mc = config.model
-    episodes = episodes if episodes is not None else loop.load_episodes(config.data_dirs)
+    episodes = episodes if episodes is not None else loop.load_episodes(config.data_dirs, config.strict_data)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction)
     train_ds = WindowDataset(train_eps, mc.context_steps, mc.horizon_steps, mc.model_dt, config.skip_s)
     val_ds = loop.even_subset(WindowDataset(val_eps, mc.context_steps, mc.horizon_steps, mc.model_dt,

@@ -20,6 +20,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     from photon_policy.bags.collect import recorder_profile
     from photon_policy.bags.recorder_node import main as recorder_main
 
+    from photon_policy.bags.recorder import check_output_dir
+
+    check_output_dir(args.out)  # before saying "recording"
     [spec] = recorder_profile(args.out, args.topics, args.storage).nodes
     print(f"[photon] recording into {args.out} until Ctrl-C", flush=True)
     return recorder_main(["photon-record", *spec.ros_args()])
@@ -41,9 +44,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.noise < 0.0:
         raise ValueError(f"--noise {args.noise}: must be >= 0")
     checkpoint = None
-    if args.ckpt is not None:
-        from photon_policy.policy.cli import resolve_checkpoint
-        checkpoint = str(resolve_checkpoint(args.ckpt))
+    if args.driver == "policy":
+        from photon_policy.policy.cli import checked_checkpoint
+        checkpoint = str(checked_checkpoint(args.ckpt))  # refused here, before any bag folder exists
+    elif args.ckpt is not None:
+        raise ValueError("--ckpt is for --driver policy")
     paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
                     prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,
                     checkpoint=checkpoint, overrides=parse_overrides(args.set))

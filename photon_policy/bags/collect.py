@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import rclpy
@@ -161,6 +161,7 @@ class _Monitor(Node):
     def __init__(self, context: rclpy.Context, gate_drive: bool = False) -> None:
         super().__init__("photon_collect_monitor", context=context)
         self.final: EpisodeStatus | None = None
+        self.step = 0
         self.last_status_at: float | None = None
         self.track: PathMsg | None = None
         self.recorder: dict[str, str] = {}
@@ -191,6 +192,7 @@ class _Monitor(Node):
 
     def _on_status(self, msg: EpisodeStatus) -> None:
         self.last_status_at = time.monotonic()
+        self.step = max(self.step, int(msg.step))
         if msg.done and msg.reason != "shutdown" and self.final is None:
             self.final = msg
 
@@ -234,7 +236,7 @@ def _header_stamps(path: Path, topics: dict[str, str]) -> dict[str, set[int]]:
 def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 1000,
                     log_dir: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
                     stall_timeout_s: float = 60.0, ready_timeout_s: float = 60.0,
-                    wiring: Wiring | None = None) -> BagCheck:
+                    wiring: Wiring | None = None, on_step: Callable[[int], None] | None = None) -> BagCheck:
     """Record one lockstep episode on `seed` into the bag `path` (default wiring: the expert's,
     for `noise_std`).
 
@@ -269,8 +271,13 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
                        detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics)) or 'none'}, "
                                       f"track {'received' if monitor.track else 'missing'}")
         monitor.open_gates()
-        run.spin_until(lambda: simulator.returncode is not None, 7 * 24 * 3600.0, "the episode",
-                       run.stall_check(lambda: monitor.last_status_at, stall_timeout_s))
+        stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
+
+        def check() -> None:
+            stalled()
+            if on_step is not None:
+                on_step(monitor.step)
+        run.spin_until(lambda: simulator.returncode is not None, 7 * 24 * 3600.0, "the episode", check)
         run.check_nodes()
         end = time.monotonic() + 5.0  # statuses still queued here: the final one may be among them
         while monitor.final is None and time.monotonic() < end:
@@ -304,16 +311,18 @@ def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: 
         raise CollectError(f"{len(existing)} bag(s) already exist, e.g. {existing[0]}; "
                            "choose another --out or remove them")
     log_root = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
-    bar = _progress_bar(len(seeds)) if progress else None
+    bar = _progress_bar(len(seeds) * max_steps) if progress else None
     try:
         for seed, path in zip(seeds, paths):
+            done_before = bar.n if bar is not None else 0
             check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name,
-                                    overrides=overrides, wiring=wiring)
+                                    overrides=overrides, wiring=wiring,
+                                    on_step=(lambda step: bar.update(done_before + step - bar.n)) if bar else None)
             report = bar.write if bar is not None else print
             if not check.complete or progress:
                 report(f"[photon] {check.summary()}")
             if bar is not None:
-                bar.update(1)
+                bar.update(done_before + max_steps - bar.n)  # an episode ends early when its lap is done
     finally:
         if bar is not None:
             bar.close()
@@ -329,6 +338,7 @@ def _lower_priority(pid: int, niceness: int) -> None:
             pass
 
 
-def _progress_bar(total: int):
+def _progress_bar(total_steps: int):
+    """Counts simulator steps (episodes run up to max_steps each), so it moves every second."""
     from tqdm import tqdm
-    return tqdm(total=total, desc="collect", unit="episode")
+    return tqdm(total=total_steps, desc="collect", unit="step", unit_scale=True)

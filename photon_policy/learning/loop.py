@@ -68,6 +68,8 @@ class SharedSettings:
     """Continue from out_dir/last.pt when it exists."""
     progress: bool = True
     """Show a tqdm progress bar (rank 0)."""
+    strict_data: bool = False
+    """Stop at a bag that cannot be read, instead of skipping and listing it."""
 
 
 class LoopConfig(Protocol):
@@ -90,21 +92,35 @@ def dir_list(data_dirs: str | Path | Iterable[str | Path]) -> list[str]:
     return [str(data_dirs)] if isinstance(data_dirs, (str, Path)) else [str(d) for d in data_dirs]
 
 
-def load_episodes(data_dirs: str | Path | Iterable[str | Path]) -> list[EpisodeArrays]:
-    """Every episode of every bag under the data directories, as EpisodeArrays."""
-    from photon_policy.bags.reader import list_bags, read_episodes
+def load_episodes(data_dirs: str | Path | Iterable[str | Path], strict: bool = False) -> list[EpisodeArrays]:
+    """Every episode of every bag under the data directories, as EpisodeArrays.
+
+    A bag that cannot be read is skipped and listed (with `strict`, it stops the run instead);
+    a directory without bags, or no readable episode at all, raises BagError naming the directories."""
+    from photon_policy.bags.reader import BagError, list_bags, read_episodes
 
     dirs = dir_list(data_dirs)
-    episodes = []
+    episodes, skipped = [], []
     for data_dir in dirs:
         bags = list(list_bags(data_dir))
         if not bags:
-            raise FileNotFoundError(f"no bags under {data_dir}")
+            raise BagError(f"{data_dir}: no rosbag2 bags (directories with metadata.yaml) under it")
         for bag in bags:
-            reads = read_episodes(bag)
+            try:
+                reads = read_episodes(bag)
+            except Exception as exc:  # noqa: BLE001 - one damaged bag must not lose the others
+                if strict:
+                    raise BagError(f"{bag}: cannot be read ({type(exc).__name__}: {exc}); "
+                                   "without --strict-data it would be skipped") from exc
+                skipped.append(f"{bag} ({type(exc).__name__}: {exc})")
+                continue
             for warning in dict.fromkeys(w for read in reads for w in read.warnings):
                 print(f"[photon] {bag.name}: {warning}")  # what the reader skipped or filled in, once per bag
             episodes.extend(read.arrays for read in reads)
+    if skipped:
+        print(f"[photon] skipped {len(skipped)} unreadable bag(s):\n  " + "\n  ".join(skipped))
+    if not episodes:
+        raise BagError(f"no readable episode under {', '.join(dirs)}")
     return episodes
 
 

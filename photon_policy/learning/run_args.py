@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-RUN_ARGUMENTS = ("max_steps", "batch_size", "device", "seed")
+RUN_ARGUMENTS = ("max_steps", "batch_size", "device", "seed", "strict_data")
 """Arguments that override the config file's value when given."""
 
 
@@ -22,6 +22,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_name: str) -> None
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--strict-data", action="store_true", default=None,
+                        help="stop at a bag that cannot be read (default: skip and list it)")
 
 
 def config_values(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:

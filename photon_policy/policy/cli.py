@@ -20,6 +20,16 @@ def resolve_checkpoint(ckpt: Path | None) -> Path:
     return run_args.resolve_checkpoint(ckpt, SHIPPED, "policy")
 
 
+def checked_checkpoint(ckpt: Path | None) -> Path:
+    """resolve_checkpoint, then read and verify the file: a bad checkpoint is refused before any
+    node starts (CheckpointError naming the problem)."""
+    from photon_policy.policy.checkpoint import load_policy_checkpoint
+
+    path = resolve_checkpoint(ckpt)
+    load_policy_checkpoint(path)
+    return path
+
+
 def train_config_from_args(args: argparse.Namespace):
     from photon_policy.policy.train import PolicyTrainConfig
     from world_model_node.cli import resolve_checkpoint as resolve_world_model

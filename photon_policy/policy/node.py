@@ -84,6 +84,10 @@ class PolicyNodeParams:
             raise ValueError(f"input_timeout={self.input_timeout} must be > 0")
 
 
+PARAMETERS = ((PolicyNodeParams, ""), (SafetyConfig, ""))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__("policy")

@@ -106,7 +106,7 @@ def _train(config: PolicyTrainConfig, episodes, procs: loop.Processes) -> Path:
     loop.prepare(config, procs)
     pc = config.policy_config()
     wm = pc.wm
-    episodes = episodes if episodes is not None else loop.load_episodes(config.data_dirs)
+    episodes = episodes if episodes is not None else loop.load_episodes(config.data_dirs, config.strict_data)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction)
     train_ds = PolicySamples(train_eps, wm.context_steps, wm.model_dt, config.skip_s)
     val_ds = loop.even_subset(PolicySamples(val_eps, wm.context_steps, wm.model_dt, config.skip_s),

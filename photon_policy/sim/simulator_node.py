@@ -73,6 +73,8 @@ class SimulatorParams:
         parse_seeds(self.seeds)
 
 
+PARAMETERS = ((SimulatorParams, ""), (DriveByWireConfig, "drive_by_wire."))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
