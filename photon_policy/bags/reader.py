@@ -19,7 +19,6 @@ Only a bag with nothing to read raises BagError.
 """
 from __future__ import annotations
 
-import random
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,23 +67,6 @@ def list_bags(root: Path | str) -> list[Path]:
     if not root.is_dir():
         raise BagError(f"{root}: no such directory")
     return sorted({p.parent for p in root.rglob("metadata.yaml")})
-
-
-def split_by_episode(names: Iterable[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Deterministic (train, val) split of episode names; an episode is never split.
-
-    The same names, fraction and seed always give the same split, whatever the input
-    order. With two or more episodes and val_fraction > 0, validation gets at least one
-    and training keeps at least one.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction} must be in [0, 1)")
-    unique = sorted(set(names))
-    random.Random(seed).shuffle(unique)
-    n_val = round(len(unique) * val_fraction)
-    if val_fraction > 0.0 and len(unique) >= 2:
-        n_val = min(max(n_val, 1), len(unique) - 1)
-    return sorted(unique[n_val:]), sorted(unique[:n_val])
 
 
 def read_episode(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", **topics: Any) -> BagEpisode:

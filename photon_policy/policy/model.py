@@ -109,10 +109,6 @@ class DrivingPolicy(nn.Module):
         return policy
 
     @property
-    def context_steps(self) -> int:
-        return self.world_model.config.context_steps
-
-    @property
     def latent_shape(self) -> tuple[int, int, int]:
         c = self.world_model.config
         return c.latent_channels, c.latent_size, c.latent_size

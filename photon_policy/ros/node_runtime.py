@@ -16,7 +16,7 @@ import dataclasses
 import signal
 import sys
 import time
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -80,10 +80,6 @@ def publish_delivered(node: Node, publisher: Any, msg: Any, timeout_s: float = 1
         time.sleep(0.01)
     publisher.publish(msg)
     publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.1)))
-
-
-class SafeStateNode(Protocol):
-    def publish_safe_state(self) -> None: ...
 
 
 class _StopRequest:
