@@ -2,16 +2,15 @@
 latent -> policy -> /drive -> simulator, in lockstep, scored by the simulator."""
 from __future__ import annotations
 
-import pytest
 import re
+
+import pytest
 
 from photon_policy.cli import main as photon
 from photon_policy.evaluation import evaluate
 
 HELD_OUT_SEED = 100
 """Seeds 100-199 are never used in training (the world model and DAgger data use 1000+)."""
-
-
 
 pytestmark = pytest.mark.slow  # simulated episodes through the ROS loop
 
