@@ -11,20 +11,10 @@ import torch.multiprocessing as mp
 
 from photon_policy.learning.checkpoint import CheckpointError, weights_sha256
 from photon_policy.learning.trainer import TrainingDiverged
-from test_world_model import one_thread, scrolling_episode, tiny_config  # noqa: F401
+from test_world_model import _episodes, _train_config, one_thread, tiny_config  # noqa: F401
 from world_model_node.checkpoint import load_checkpoint, load_model, save_checkpoint
 from world_model_node.model import WorldModel
-from world_model_node.train import TrainConfig, train
-
-
-def _train_config(out, **kw):
-    args = dict(out_dir=str(out), model=tiny_config(), batch_size=4, max_steps=4, val_interval=2,
-                val_samples=8, warmup_steps=1, threads=1, progress=False, val_fraction=0.3)
-    return TrainConfig(**(args | kw))
-
-
-def _episodes():
-    return [scrolling_episode(f"ep{i}", frames=100, seed=i) for i in range(4)]
+from world_model_node.train import train
 
 
 def test_resume_is_an_identical_continuation(tmp_path):
