@@ -56,12 +56,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from photon_policy.policy.export import export_torchscript
-
-    ckpt = resolve_checkpoint(args.ckpt)
-    out = args.out or ckpt.with_name(f"{ckpt.stem}.torchscript.pt")
-    export_torchscript(ckpt, out)
-    print(f"[photon] TorchScript policy: {out} (run it with policy_node parameter export:={out})")
+    ckpt = checked_checkpoint(args.ckpt)
+    if args.format == "onnx":
+        from photon_policy.policy.onnx_backend import export_onnx as export
+        out = args.out or ckpt.with_name(f"{ckpt.stem}.onnx")
+    else:
+        from photon_policy.policy.export import export_torchscript as export
+        out = args.out or ckpt.with_name(f"{ckpt.stem}.torchscript.pt")
+    print(f"[photon] exporting {ckpt} as {args.format}", flush=True)
+    export(ckpt, out)
+    print(f"[photon] {args.format} policy: {out} (run it with policy_node parameter export:={out})")
     return 0
 
 
@@ -76,7 +80,8 @@ def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
 
 
 def add_export_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write the policy as TorchScript (ONNX: the onnx package is not installed)")
+    p = sub.add_parser("export", help="write the policy's per-frame compute as TorchScript or ONNX")
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     p.add_argument("--ckpt", type=Path, help="policy checkpoint or run directory (default: the shipped policy)")
-    p.add_argument("--out", type=Path, help="output file (default: <checkpoint>.torchscript.pt beside it)")
+    p.add_argument("--out", type=Path, help="output file (default: <checkpoint>.torchscript.pt or .onnx beside it)")
     p.set_defaults(func=cmd_export)

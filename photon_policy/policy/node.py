@@ -52,7 +52,7 @@ from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, decl
                                             run_node)
 from photon_policy.ros.stamps import seconds_from_stamp
 from photon_policy.policy.checkpoint import CheckpointError
-from photon_policy.policy.export import load_compute
+from photon_policy.policy.export import BACKENDS, load_compute
 from photon_policy.policy.runtime import PolicyRuntime
 from photon_policy.policy.safety import SPEED_NONFINITE, STEERING_NONFINITE, SafetyConfig, SafetyLayer
 
@@ -64,7 +64,8 @@ SHIPPED = "policy.pt"
 class PolicyNodeParams:
     checkpoint: str = describe("", "policy checkpoint; empty = models/policy.pt shipped with the package")
     export: str = describe("torchscript", "eager | torchscript (the checkpoint traced at start-up: ~2.5x faster "
-                                          "per frame) | path of a `photon export` file")
+                                          "per frame) | onnx (ONNX Runtime; exported once, cached by content "
+                                          "hash) | path of a `photon export` file (.onnx or TorchScript)")
     device: str = describe("cpu", "torch device: cpu, cuda, cuda:N")
     threads: int = describe(1, "torch CPU threads (1 is fastest at batch 1 on a small CPU)")
     mode: str = describe("autonomous", "autonomous: publish on drive; shadow: publish on policy/drive only")
@@ -95,11 +96,11 @@ class PolicyNode(Node):
         self.safety = SafetyLayer(declare_config(self, SafetyConfig))
         torch.set_num_threads(p.threads)
         try:
-            if p.export in ("eager", "torchscript"):
+            if p.export in BACKENDS:
                 path = p.checkpoint or str(shipped_model(SHIPPED, "policy"))
             else:
                 path = p.export  # an exported file carries everything; `checkpoint` is not read
-            compute = load_compute(path, p.export, p.device)
+            compute = load_compute(path, p.export, p.device, p.threads)
         except (CheckpointError, FileNotFoundError) as exc:
             raise ConfigError(f"checkpoint refused: {exc}") from exc
         wm = compute.config.wm
