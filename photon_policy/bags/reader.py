@@ -38,9 +38,10 @@ try:  # what rosbags' chunk decompressors raise on damaged data: ZstdError is no
 except (ImportError, AttributeError):
     DECOMPRESS_ERRORS = ()
 READ_ERRORS = (ReaderError, OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, EOFError,
-               struct.error, *DECOMPRESS_ERRORS)
-"""What rosbags raises on a damaged bag (lz4: RuntimeError; a file cut to its magic: TypeError, found by
-the fuzz tier); anything else is a bug."""
+               OverflowError, MemoryError, struct.error, *DECOMPRESS_ERRORS)
+"""What rosbags raises on a damaged bag (lz4: RuntimeError; a file cut to its magic: TypeError; a record
+length corrupted to ~2**63, which rosbags tries to read or allocate: OverflowError, MemoryError; the last
+three found by the fuzz tier); anything else is a bug."""
 REINDEX_HINT = "run `photon bag reindex {path}` to make it readable by rosbags and ROS tools"
 from photon_policy.bags.episode_arrays import EpisodeArrays
 from photon_policy.ros.images import decode_image
