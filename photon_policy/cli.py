@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ProfileError, ValueError) as exc:
+    except (ProfileError, ValueError, FileNotFoundError) as exc:
+        # FileNotFoundError: a path the user gave does not exist or holds nothing usable
+        # (e.g. `--data` with no bags); its message names the path.
         print(f"photon: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

@@ -183,5 +183,9 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         node, dot, param = key.partition(".")
         if not sep or not dot or not node or not param:
             raise ValueError(f"--set '{item}': expected node.param=value")
-        out.setdefault(node, {})[param] = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:  # e.g. `policy.mode=[`: a user's typo, not a traceback
+            raise ValueError(f"--set '{item}': the value is not YAML ({str(exc).splitlines()[0]})") from None
+        out.setdefault(node, {})[param] = value
     return out

@@ -93,35 +93,11 @@ def dir_list(data_dirs: str | Path | Iterable[str | Path]) -> list[str]:
 
 
 def load_episodes(data_dirs: str | Path | Iterable[str | Path], strict: bool = False) -> list[EpisodeArrays]:
-    """Every episode of every bag under the data directories, as EpisodeArrays.
+    """Every episode of every bag under the data directories, as EpisodeArrays; an unreadable bag
+    is skipped and listed, or with `strict` stops the run (photon_policy.bags.data_dirs)."""
+    from photon_policy.bags.data_dirs import read_data_dirs
 
-    A bag that cannot be read is skipped and listed (with `strict`, it stops the run instead);
-    a directory without bags, or no readable episode at all, raises BagError naming the directories."""
-    from photon_policy.bags.reader import BagError, list_bags, read_episodes
-
-    dirs = dir_list(data_dirs)
-    episodes, skipped = [], []
-    for data_dir in dirs:
-        bags = list(list_bags(data_dir))
-        if not bags:
-            raise BagError(f"{data_dir}: no rosbag2 bags (directories with metadata.yaml) under it")
-        for bag in bags:
-            try:
-                reads = read_episodes(bag)
-            except Exception as exc:  # noqa: BLE001 - one damaged bag must not lose the others
-                if strict:
-                    raise BagError(f"{bag}: cannot be read ({type(exc).__name__}: {exc}); "
-                                   "without --strict-data it would be skipped") from exc
-                skipped.append(f"{bag} ({type(exc).__name__}: {exc})")
-                continue
-            for warning in dict.fromkeys(w for read in reads for w in read.warnings):
-                print(f"[photon] {bag.name}: {warning}")  # what the reader skipped or filled in, once per bag
-            episodes.extend(read.arrays for read in reads)
-    if skipped:
-        print(f"[photon] skipped {len(skipped)} unreadable bag(s):\n  " + "\n  ".join(skipped))
-    if not episodes:
-        raise BagError(f"no readable episode under {', '.join(dirs)}")
-    return episodes
+    return [read.arrays for read in read_data_dirs(dir_list(data_dirs), strict).episodes]
 
 
 def lr_at(step: int, config: LoopConfig) -> float:
