@@ -83,7 +83,7 @@ def test_an_empty_data_folder_is_a_clear_error(tmp_path, capsys):
         read_data_dirs([tmp_path / "empty"])
     code = photon(["train", "world-model", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 2 and "photon: error:" in err and str(tmp_path / "empty") in err and "Traceback" not in err
+    assert code == 1 and "photon: error:" in err and str(tmp_path / "empty") in err and "Traceback" not in err
 
 
 def test_non_finite_commands_are_refused_at_reading(tmp_path):
