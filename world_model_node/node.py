@@ -149,6 +149,7 @@ class WorldModelNode(Node):
         dropped = sum(drops.values())
         values = {"predictions": self.predictions, "inference_ms_p50": f"{np.percentile(lat, 50):.1f}",
                   "inference_ms_p99": f"{np.percentile(lat, 99):.1f}", "dropped_frames": dropped,
+                  "frames_lost_in_transport": self.camera.lost,
                   "context_resets": self.predictor.resets, "clock_jumps": self.predictor.clock_jumps, "nonfinite_commands": self.nonfinite_commands,
                   **{f"dropped_{k}": v for k, v in drops.items()}}
         problems = [text for text, bad in ((f"{dropped} frames dropped", dropped),

@@ -82,3 +82,13 @@ def test_quaternions_match_the_closed_form(yaw):
     assert transforms.yaw_from_quaternion(scaled) == pytest.approx(transforms.yaw_from_quaternion(q), abs=1e-9)
     with pytest.raises(ValueError, match="no direction"):
         transforms.yaw_from_quaternion(Quaternion(x=0.0, y=0.0, z=0.0, w=0.0))
+
+
+def test_camera_intake_counts_frames_lost_in_transport():
+    from photon_policy.ros.camera import CameraIntake
+
+    intake = CameraIntake(8)
+    for k in [*range(20), *range(23, 30), *range(40, 45)]:  # 3 frames missing, then 10
+        msg = images.image_message(RGB, stamp_from_seconds(100.0 + 0.02 * k), "camera")
+        assert intake.frame(msg).shape == (8, 8, 3)
+    assert intake.lost == 13 and intake.frames == 32
