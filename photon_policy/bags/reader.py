@@ -130,7 +130,7 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
                        lambda m: (m.linear_acceleration.x, m.linear_acceleration.y, m.angular_velocity.z), path)
     odom_src = _vectors(messages(odom_topic, ODOM), ODOM, odom_topic, warnings,
                         lambda m: (m.twist.twist.linear.x, m.twist.twist.linear.y, m.twist.twist.angular.z), path)
-    statuses = _statuses(messages(episode_topic, STATUS))
+    statuses = _statuses(messages(episode_topic, STATUS), episode_topic, warnings)
 
     episodes = []
     lower = None  # messages at or before the previous episode's last frame belong to it
@@ -395,11 +395,25 @@ def _source(stamps: list[int], values: list[tuple[float, ...]], width: int):
     return s[order], v[order]
 
 
-def _commands(messages: list[tuple[int, bytes]], topic: str | None, warnings: list[str], bag: Path):
+def _deserialized(messages: list[tuple[int, bytes]], msgtype: str, topic: str | None, warnings: list[str]):
+    """The messages deserialized, in receive order; a damaged one is skipped and counted in `warnings`."""
     store = photon_typestore()
-    stamps, values = [], []
+    bad = 0
     for _, data in sorted(messages, key=lambda m: m[0]):
-        msg = store.deserialize_cdr(data, DRIVE)
+        try:
+            msg = store.deserialize_cdr(data, msgtype)
+            _stamp_ns(msg.header)
+        except Exception:  # noqa: BLE001 - rosbags raises several kinds for a damaged payload
+            bad += 1
+            continue
+        yield msg
+    if bad:
+        warnings.append(f"{topic}: skipped {bad} message(s) that do not deserialize as {msgtype} (damaged)")
+
+
+def _commands(messages: list[tuple[int, bytes]], topic: str | None, warnings: list[str], bag: Path):
+    stamps, values = [], []
+    for msg in _deserialized(messages, DRIVE, topic, warnings):
         stamps.append(_stamp_ns(msg.header))
         values.append((msg.drive.steering_angle, msg.drive.speed))
     return _source(*_finite(stamps, values, topic, warnings, bag), 2)
@@ -408,10 +422,8 @@ def _commands(messages: list[tuple[int, bytes]], topic: str | None, warnings: li
 def _vectors(messages, msgtype: str, topic: str, warnings: list[str], pick, bag: Path):
     if not messages:
         warnings.append(f"no {msgtype} messages on {topic}: its columns are zeros")
-    store = photon_typestore()
     stamps, values = [], []
-    for _, data in sorted(messages, key=lambda m: m[0]):
-        msg = store.deserialize_cdr(data, msgtype)
+    for msg in _deserialized(messages, msgtype, topic, warnings):
         stamps.append(_stamp_ns(msg.header))
         values.append(pick(msg))
     return _source(*_finite(stamps, values, topic, warnings, bag), 3)
@@ -432,10 +444,8 @@ def _finite(stamps: list[int], values: list[tuple[float, ...]], topic: str | Non
     return [stamps[i] for i in keep], [values[i] for i in keep]
 
 
-def _statuses(messages: list[tuple[int, bytes]]) -> list[Any]:
-    store = photon_typestore()
-    out = [store.deserialize_cdr(data, STATUS) for _, data in sorted(messages, key=lambda m: m[0])]
-    return sorted(out, key=lambda m: _stamp_ns(m.header))
+def _statuses(messages: list[tuple[int, bytes]], topic: str, warnings: list[str]) -> list[Any]:
+    return sorted(_deserialized(messages, STATUS, topic, warnings), key=lambda m: _stamp_ns(m.header))
 
 
 # --- alignment -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from photon_policy.sim.drive_by_wire import DriveByWireConfig, sanitize_command
 
 pytestmark = pytest.mark.fuzz
 EXAMPLES = 10_000
+WHOLE_BAG_EXAMPLES = 1_000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
@@ -117,26 +118,47 @@ def small_bag(tmp_path_factory):
     return bag, mcap.read_bytes()
 
 
-@FUZZ
-@given(data=st.data())
-def test_damaged_bags_are_read_or_refused_with_bagerror(small_bag, tmp_path_factory, data):
-    bag, original = small_bag
+def _damaged(data, original: bytes) -> bytes:
     damaged = bytearray(original)
-    for _ in range(data.draw(st.integers(1, 4))):  # flip runs of bytes anywhere, then maybe cut the end
+    for _ in range(data.draw(st.integers(1, 4))):  # overwrite runs of bytes anywhere, then maybe cut the end
         at = data.draw(st.integers(0, len(damaged) - 1))
         run = data.draw(st.binary(min_size=1, max_size=32))
         damaged[at:at + len(run)] = run
-    cut = data.draw(st.integers(8, len(damaged)))
-    target = bag.parent / "damaged"
-    if not target.exists():
-        shutil.copytree(bag, target)
-    [mcap] = target.glob("*.mcap")
-    mcap.write_bytes(bytes(damaged[:cut]))
+    return bytes(damaged[:data.draw(st.integers(8, len(damaged)))])
+
+
+def _read_or_refuse(bag) -> None:
     try:
-        episodes = read_episodes(target)
+        episodes = read_episodes(bag)
     except BagError:
         return
     for episode in episodes:
         a = episode.arrays
         for values in (a.commands, a.teleop, a.imu, a.odom):
             assert np.all(np.isfinite(values))
+
+
+@FUZZ
+@given(data=st.data())
+def test_damaged_storage_files_are_read_or_refused_with_bagerror(small_bag, tmp_path_factory, data):
+    """The MCAP file of a recording cut without its metadata.yaml (a killed recorder): our own record
+    scanner, then decoding and alignment. 10,000 examples."""
+    _, original = small_bag
+    target = tmp_path_factory.getbasetemp() / "fuzz_storage"
+    target.mkdir(exist_ok=True)
+    (target / "bag_0.mcap").write_bytes(_damaged(data, original))
+    _read_or_refuse(target)
+
+
+@settings(FUZZ, max_examples=WHOLE_BAG_EXAMPLES)
+@given(data=st.data())
+def test_damaged_bags_are_read_or_refused_with_bagerror(small_bag, tmp_path_factory, data):
+    """A whole bag (metadata.yaml intact, the MCAP damaged): through rosbags' reader first. Each example
+    parses metadata.yaml twice (rosbags, and our count check), ~40 ms, hence fewer examples."""
+    bag, original = small_bag
+    target = bag.parent / "damaged"
+    if not target.exists():
+        shutil.copytree(bag, target)
+    [mcap] = target.glob("*.mcap")
+    mcap.write_bytes(_damaged(data, original))
+    _read_or_refuse(target)
