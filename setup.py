@@ -34,6 +34,11 @@ setup(
             "world_model_node = world_model_node.node:main",
             "policy_node = photon_policy.policy.node:main",
             "recorder_node = photon_policy.bags.recorder_node:main",
+            "camera_node = photon_policy.drivers.camera_node:main",
+            "joy_node = photon_policy.drivers.joy_node:main",
+            "teleop_node = photon_policy.drivers.teleop_node:main",
+            "keyboard_teleop = photon_policy.drivers.keyboard_teleop_node:main",
+            "mux_node = photon_policy.drivers.mux_node:main",
         ],
     },
 )
