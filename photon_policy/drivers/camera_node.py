@@ -14,15 +14,20 @@ Parameters (config/camera.yaml; usb_cam / v4l2_camera names): video_device (/dev
 video file or a folder of images), image_size [w, h], framerate, pixel_format, camera_frame_id,
 camera_name, camera_info_url, loop, publish_compressed, jpeg_quality, publish_mount_tf.
 
+Transport: Fast DDS's default shared-memory segment cannot hold a 640x480 frame, which then goes
+over UDP fragments and is often lost under best effort; main() points Fast DDS at
+config/fastdds_camera.xml (a 16 MiB segment) unless FASTDDS_DEFAULT_PROFILES_FILE is set.
+
 Frames are read on a thread of their own (a device read blocks until the next frame). Files
 and folders are paced at `framerate`; falling behind skips the missed slots (counted as
 dropped, so the stream stays real-time). A frame of another size is resized to image_size
 (counted); a frame that cannot be read is a counted drop. A source that cannot be opened, or
-goes away (unplugged, stream ended without loop), is reported and reopened with backoff
-(0.5 s doubling to 5 s): never a crash.
+goes away (unplugged), is reported and reopened with backoff (0.5 s doubling to 5 s): never
+a crash. A file or folder that ends (without loop) ends the stream; the node stays up.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -36,8 +41,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from photon_policy.drivers.calibration import Calibration, CalibrationError, load_calibration
-from photon_policy.drivers.camera_source import BadFrame, SourceError, SourceLost, open_source
+from photon_policy.drivers.camera_source import BadFrame, SourceEnded, SourceError, SourceLost, open_source
 from photon_policy.drivers.vehicle import OPTICAL_ROTATION, CameraMount
+from photon_policy.paths import config_dir
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
 from photon_policy.ros.node_runtime import declare_config, describe, run_node
@@ -148,6 +154,10 @@ class CameraNode(Node):
             try:
                 self._stream(source)
                 backoff = BACKOFF_MIN_S
+            except SourceEnded as exc:
+                self.source_state, self.source_error = "ended", str(exc)
+                self.get_logger().info(f"{exc}: no more frames (set loop: true to play it again)")
+                return
             except SourceLost as exc:
                 self._source_down("lost", str(exc))
             finally:
@@ -236,7 +246,7 @@ class CameraNode(Node):
                   "calibrated": self.calibration.calibrated,
                   "frame_age_s": "none" if age is None else f"{age:.3f}"}
         problems = []
-        if self.source_state != "open":
+        if self.source_state not in ("open", "ended"):
             problems.append(f"camera {self.source_state}: {self.source_error}")
         elif age is not None and age > max(1.0, 3 * self.period):
             problems.append(f"stalled: no frame for {age:.1f} s")
@@ -261,7 +271,18 @@ class CameraNode(Node):
         super().destroy_node()
 
 
+def use_large_frame_transport() -> None:
+    """Before rclpy starts: Fast DDS with a shared-memory segment that holds whole frames
+    (config/fastdds_camera.xml says why), unless the user chose a profile file already."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
+        return
+    path = config_dir() / "fastdds_camera.xml"
+    if path.is_file():
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
+
+
 def main(args: list[str] | None = None) -> int:
+    use_large_frame_transport()
     return run_node(CameraNode, args)
 
 

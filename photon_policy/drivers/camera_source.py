@@ -3,7 +3,8 @@
 `open_source(video_device, ...)` picks by what the path is: /dev/videoN (or a bare index)
 is a V4L2 device through OpenCV, a directory is a folder of images (sorted by name), any
 other path a video file. `read()` returns an (H, W, 3) uint8 RGB frame, or raises:
-  SourceLost   the device went away or the stream ended (the node reopens with backoff)
+  SourceLost   the device went away (the node reopens it with backoff)
+  SourceEnded  a file or folder ended without loop (the node stops capturing)
   BadFrame     this one frame is unusable (corrupt, empty, wrong shape): a counted drop
 Files and folders are paced by the node at `framerate`; a device paces itself.
 """
@@ -28,6 +29,10 @@ class SourceError(RuntimeError):
 
 class SourceLost(RuntimeError):
     """The source stopped delivering (unplugged, stream ended)."""
+
+
+class SourceEnded(SourceLost):
+    """A video file or folder reached its end (without loop): nothing to reopen."""
 
 
 class BadFrame(ValueError):
@@ -78,7 +83,7 @@ class VideoSource:
             if self.device:
                 raise SourceLost(f"device {self.path} delivered no frame")
             if not self.loop:
-                raise SourceLost(f"end of video file {self.path}")
+                raise SourceEnded(f"end of video file {self.path}")
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self.cap.read()
             if not ok:
@@ -103,7 +108,7 @@ class FolderSource:
     def read(self) -> np.ndarray:
         if self.index >= len(self.files):
             if not self.loop:
-                raise SourceLost(f"end of image folder {self.path}")
+                raise SourceEnded(f"end of image folder {self.path}")
             self.index = 0
         file = self.files[self.index]
         self.index += 1

@@ -24,14 +24,22 @@ class VehicleLimits:
                 raise ValueError(f"{name}={value} must be a finite number >= 0")
 
     def violation(self, steering: float, speed: float) -> str | None:
-        """Why (steering, speed) may not reach the motors, or None when it may."""
+        """Why (steering, speed) may not reach the motors, or None when it may.
+
+        AckermannDrive's fields are float32: a command at the limit (0.34) arrives as the nearest
+        float32 (0.3400000036), so the limits are compared at float32 precision."""
         if not (math.isfinite(steering) and math.isfinite(speed)):
             return "nonfinite"
-        if abs(steering) > self.max_steering_angle:
+        if abs(steering) > _f32_ceiling(self.max_steering_angle):
             return "steering_limit"
-        if not -self.max_reverse_speed <= speed <= self.max_speed:
+        if not -_f32_ceiling(self.max_reverse_speed) <= speed <= _f32_ceiling(self.max_speed):
             return "speed_limit"
         return None
+
+
+def _f32_ceiling(limit: float) -> float:
+    """The limit plus float32 rounding of a value at it (relative 2**-24)."""
+    return limit * (1.0 + 2.0 ** -23)
 
 
 @dataclass

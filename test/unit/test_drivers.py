@@ -220,6 +220,8 @@ def test_calibration_yaml(tmp_path):
 
 def test_limits_and_mount():
     assert LIMITS.violation(0.34, 2.0) is None and LIMITS.violation(0.0, -1.0) is None
+    f32 = float(np.float32(0.34))  # what a command at the limit is on the wire
+    assert f32 > 0.34 and LIMITS.violation(f32, 0.0) is None and LIMITS.violation(0.3401, 0.0) == "steering_limit"
     with pytest.raises(ValueError):
         VehicleLimits(max_speed=math.nan)
     x, y, z, w = quaternion_from_rpy(0.0, 0.0, math.pi / 2)
