@@ -78,7 +78,7 @@ class Profile:
 
 
 def _yaml_scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()  # one line: an argv word
     return text.removesuffix("\n...").strip()
 
 
