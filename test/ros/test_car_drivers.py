@@ -359,3 +359,35 @@ def test_mux_priorities_timeouts_locks_refusals_and_stop_on_stale(nodes, probe):
     assert proc.wait(timeout=15) == 0
     probe.spin(0.3)
     assert cmds[-1].drive.speed == 0.0, "the mux's last word is a stop"
+
+
+def test_joy_node_reports_an_unknown_device_and_keeps_trying(nodes, probe, tmp_path):
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+    proc = nodes.start("car", "joy", dev=str(tmp_path / "js7"))
+    probe.wait_for(lambda: "cannot open" in diagnostics_values(diags, "joystick").get("message", ""), 30,
+                   "the joystick's diagnostics to name the missing device")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def test_keyboard_teleop_arrows_to_teleop_and_a_stop_on_sigterm(probe, tmp_path):
+    import subprocess
+    import sys
+
+    from photon_policy.launcher import start_node
+    from photon_policy.paths import config_dir
+
+    teleop = probe.subscribe(AckermannDriveStamped, "/teleop")
+    argv = [sys.executable, "-c", "import sys, photon_policy.drivers.keyboard_teleop_node as m; sys.exit(m.main())",
+            "--ros-args", "--params-file", str(config_dir() / "vehicle.yaml"), "-p", "speed_step:=0.25"]
+    proc = start_node(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                      stderr=open(tmp_path / "keyboard.log", "wb"))
+    probe.wait_for(lambda: teleop, 60, "keyboard teleop up")
+    proc.stdin.write(b"\x1b[A\x1b[A\x1b[D")  # up, up, left
+    proc.stdin.flush()
+    probe.wait_for(lambda: teleop[-1].drive.speed == 0.5, 10, "two speed steps")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    probe.wait_for(lambda: teleop[-1].drive.speed == 0.0, 5, "a stop as the keyboard teleop's last word")
+    proc.stdin.close()
