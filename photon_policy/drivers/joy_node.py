@@ -16,7 +16,6 @@ released Joy is the last word.
 """
 from __future__ import annotations
 
-import errno
 import os
 import select
 import threading

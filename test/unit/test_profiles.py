@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from photon_policy.cli import main as photon_main
-from photon_policy.profiles import ProfileError, load_profile, node_command, profile_names
+from photon_policy.profiles import ProfileError, executable_target, load_profile, node_command, profile_names
 from photon_policy.paths import REPO_ROOT
 
 LAUNCH_DIR = REPO_ROOT / "launch"
@@ -158,8 +158,15 @@ def test_car_dry_run_and_optional_nodes(capsys):
     assert "no optional node(s) shadow" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("photon_policy.shadow") is None
-                    or not (REPO_ROOT / "config/shadow.yaml").is_file(),
+def _installed(executable: str) -> bool:
+    try:
+        executable_target(executable)
+        return True
+    except ProfileError:
+        return False
+
+
+@pytest.mark.skipif(not _installed("shadow_node") or not (REPO_ROOT / "config/shadow.yaml").is_file(),
                     reason="the shadow node (shadow_node, config/shadow.yaml) is not in this checkout yet")
 def test_car_shadow_dry_run(capsys):
     assert photon_main(["up", "car-shadow", "--dry-run"]) == 0
