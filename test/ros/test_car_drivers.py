@@ -125,9 +125,10 @@ def test_camera_node_survives_an_unknown_device_and_corrupt_frames(nodes, probe,
     proc = nodes.start("car", "camera", video_device=str(folder), framerate=10.0, loop=True)
     probe.wait_for(lambda: int(diagnostics_values(diags, "camera").get("dropped_corrupt", 0)) >= 2, 60,
                    "corrupt frames counted")
+    probe.wait_for(lambda: len(images) >= 5, 60, "frames from the folder")  # discovery may take a while
     values = diagnostics_values(diags, "camera")
     assert int(values["resized"]) >= 1 and "resized" in values["message"]
-    assert images and all((m.width, m.height) == (640, 480) for m in images)
+    assert all((m.width, m.height) == (640, 480) for m in images)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
 
