@@ -64,6 +64,9 @@ def test_launch_description_builds():  # runs on machines with a system ROS 2
     from photon_policy.launch_profiles import generate_profile_launch_description
     description = generate_profile_launch_description("sim")
     assert len(description.entities) == len(load_profile("sim").nodes)
+    car = load_profile("car")  # an optional node adds its with_<name> argument
+    assert len(generate_profile_launch_description("car").entities) == len(car.nodes) + sum(
+        n.optional for n in car.nodes)
 
 
 SHARED = {"vehicle.yaml": ["/**"], "joy_teleop.yaml": ["joy", "joy_teleop"]}
