@@ -69,9 +69,14 @@ class MuxCore:
         self._latest = {s.name: _Latest() for s in self.inputs + self.locks}
 
     # --- messages in ------------------------------------------------------------------------------
-    def on_command(self, name: str, msg: Any, steering: float, speed: float, now: float) -> str | None:
-        """Record an input's message; returns the refusal reason, or None when it may be forwarded."""
+    def on_command(self, name: str, msg: Any, steering: float, speed: float, now: float,
+                   others: tuple[float, ...] = ()) -> str | None:
+        """Record an input's message; returns the refusal reason, or None when it may be forwarded.
+        `others`: the message's remaining numbers (steering rate, acceleration, jerk), forwarded
+        as they came, so they must be finite too."""
         reason = self.limits.violation(steering, speed)
+        if reason is None and not all(math.isfinite(x) for x in others):
+            reason = "nonfinite"
         latest = self._latest[name]
         latest.stamp = now
         latest.command = None if reason else msg

@@ -9,7 +9,8 @@ Publishes:
   ackermann_cmd         ackermann_msgs/AckermannDriveStamped, the selected input's message as it
                         came, on its arrival; a stop (speed 0, steering 0, stamped now) at
                         stop_rate_hz while nothing is selected, and at once when a selected
-                        input's message is refused (non-finite or outside config/vehicle.yaml)
+                        input's message is refused (any field non-finite, or steering or speed
+                        outside config/vehicle.yaml)
   /diagnostics          1 Hz: active input, switches between inputs, refused messages by
                         input and reason, stops published
 Parameters: topics.*, locks.*, check_rate_hz, stop_rate_hz, frame_id (mux.yaml) and the
@@ -78,7 +79,9 @@ class MuxNode(Node):
 
     def _on_command(self, name: str, msg: AckermannDriveStamped) -> None:
         now = time.monotonic()
-        reason = self.core.on_command(name, msg, msg.drive.steering_angle, msg.drive.speed, now)
+        d = msg.drive
+        reason = self.core.on_command(name, msg, d.steering_angle, d.speed, now,
+                                      (d.steering_angle_velocity, d.acceleration, d.jerk))
         if reason:
             self.get_logger().warning(f"refused {name} command (steering {msg.drive.steering_angle}, speed "
                                       f"{msg.drive.speed}): {reason}", throttle_duration_sec=1.0)

@@ -103,7 +103,8 @@ def test_mux_refuses_nonfinite_and_out_of_limit_and_stops_instead():
         assert mux.on_command("navigation", "bad", steering, speed, 0.1) == reason
         sel = mux.select(0.1)
         assert sel.input == "navigation" and sel.forward is None  # its latest word was refused: stop
-    assert sum(mux.refused.values()) == 5
+    assert mux.on_command("navigation", "bad", 0.0, 1.0, 0.1, (0.0, math.nan, 0.0)) == "nonfinite"  # acceleration
+    assert sum(mux.refused.values()) == 6
     # A refused teleop message does not hand the car to autonomy: teleop is selected, and stops.
     mux.on_command("navigation", "nav", 0.0, 1.0, 0.2)
     mux.on_command("joystick", "bad", math.nan, 0.0, 0.2)
