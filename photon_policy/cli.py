@@ -1,6 +1,6 @@
 """`photon`: run profiles, evaluate drivers, and the demo.
 
-  photon up <profile> [--set node.param=value ...] [--dry-run]
+  photon up <profile> [--set node.param=value ...] [--with optional_node ...] [--dry-run]
   photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--json out.json]
   photon demo [--driver policy|expert] [--seed N]
   photon record --out DIR [--topics ...]
@@ -34,12 +34,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     overrides = parse_overrides(args.set)
+    with_nodes = [name for item in args.with_nodes for name in item.split(",") if name]
+    selected = profile.selected(with_nodes)
     if args.dry_run:
-        for spec in profile.nodes:
+        for spec in selected:
             print(shlex.join(node_command(spec, overrides.get(spec.name))))
         return 0
     print(f"[photon] up {profile.name}: {profile.description}", flush=True)
-    processes = ProfileProcesses(profile, overrides)
+    processes = ProfileProcesses(profile, overrides, with_nodes=with_nodes)
     processes.start()
     try:
         ended = processes.wait_any()
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("profile", help=f"one of: {', '.join(profile_names())}")
     up.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                     help="override a node parameter, e.g. simulator.mode=lockstep")
+    up.add_argument("--with", dest="with_nodes", action="append", default=[], metavar="NODE[,NODE]",
+                    help="also run these optional nodes of the profile (e.g. car: world_model, recorder)")
     up.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
     up.set_defaults(func=cmd_up)
 

@@ -53,14 +53,15 @@ class ProfileProcesses:
     """Start, watch and stop the nodes of one profile."""
 
     def __init__(self, profile: Profile, overrides: dict[str, dict[str, Any]] | None = None,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, with_nodes: list[str] | tuple[str, ...] = ()) -> None:
         overrides = overrides or {}
-        unknown = set(overrides) - {n.name for n in profile.nodes}
+        selected = profile.selected(with_nodes)
+        unknown = set(overrides) - {n.name for n in selected}
         if unknown:
             raise ValueError(f"profile '{profile.name}' has no node(s) {sorted(unknown)}")
         self.profile = profile
         self.nodes = [NodeProcess(spec.name, node_command(spec, overrides.get(spec.name)))
-                      for spec in profile.nodes]
+                      for spec in selected]
         self.log_dir = log_dir
         self._logs: list[IO[bytes]] = []
 

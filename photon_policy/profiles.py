@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -31,6 +31,7 @@ class NodeSpec:
     use_sim_time: bool
     remappings: tuple[tuple[str, str], ...] = ()
     overrides: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False  # runs only when asked for (`photon up --with NAME`, launch arg with_NAME:=true)
 
     def parameters(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Inline parameters, applied after the parameter files (later wins)."""
@@ -66,9 +67,19 @@ class Profile:
                 return spec
         raise ProfileError(f"profile '{self.name}' has no node '{name}'")
 
+    def selected(self, with_nodes: Iterable[str] = ()) -> tuple[NodeSpec, ...]:
+        """The nodes to run: every required one, and the optional ones named in `with_nodes`."""
+        wanted = set(with_nodes)
+        optional = {spec.name for spec in self.nodes if spec.optional}
+        unknown = wanted - optional
+        if unknown:
+            raise ProfileError(f"profile '{self.name}' has no optional node(s) {', '.join(sorted(unknown))}"
+                               f" (optional: {', '.join(sorted(optional)) or 'none'})")
+        return tuple(spec for spec in self.nodes if not spec.optional or spec.name in wanted)
+
 
 def _yaml_scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()  # one line: an argv word
     return text.removesuffix("\n...").strip()
 
 
@@ -106,6 +117,7 @@ def load_profile(name: str, directory: Path | None = None) -> Profile:
                 use_sim_time=bool(raw.get("use_sim_time", False)),
                 remappings=tuple((str(k), str(v)) for k, v in (raw.get("remappings") or {}).items()),
                 overrides=dict(raw.get("overrides") or {}),
+                optional=bool(raw.get("optional", False)),
             ))
         except KeyError as exc:
             raise ProfileError(f"profile '{name}' in {path}: node entry lacks {exc}") from exc

@@ -2,6 +2,7 @@
 
 Subscribes:
   camera/image_raw        sensor_msgs/Image (rgb8/bgr8/mono8; other sizes are resampled)  sensor-data QoS
+                          (image_transport: compressed: CompressedImage on camera/image_raw/compressed)
   drive                   ackermann_msgs/AckermannDriveStamped: the command applied to the car
 Publishes:
   world_model/prediction  sensor_msgs/Image rgb8 strip: a column per horizon step (0.1 s apart),
@@ -19,12 +20,12 @@ import numpy as np
 import torch
 from ackermann_msgs.msg import AckermannDriveStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
 from photon_policy.paths import shipped_model
-from photon_policy.ros.camera import CameraIntake
+from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
 from photon_policy.ros.node_runtime import ConfigError, declare_config, describe, run_node
@@ -45,8 +46,10 @@ class WorldModelNodeParams:
     rate_hz: float = describe(10.0, "predictions per second of camera time; 0 = on every camera frame")
     show_candidates: bool = describe(True, "one row per candidate future (straight/left/right), else the held command")
     max_steering_angle: float = describe(0.4, "rad, the steering of the left/right candidates")
+    image_transport: str = describe("raw", IMAGE_TRANSPORT_HELP)
 
     def __post_init__(self) -> None:
+        check_transport(self.image_transport)
         if self.rate_hz < 0.0:
             raise ValueError(f"rate_hz={self.rate_hz} must be >= 0")
         if self.threads < 1:
@@ -83,7 +86,7 @@ class WorldModelNode(Node):
         self.prediction_pub = self.create_publisher(Image, "world_model/prediction", QoSProfile(depth=2))
         self.state_pub = self.create_publisher(WorldModelState, "world_model/state", QoSProfile(depth=10))
         self.diagnostics = Diagnostics(self, "world model", self._diagnostic_report, hardware_id=p.device)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        subscribe_camera(self, p.image_transport, self._on_image)
         self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, QoSProfile(depth=10))
         self.get_logger().info(f"world model {path}: {self.horizon} steps of {model.config.model_dt} s, "
                                f"{model.config.image_size} px, device {p.device}")

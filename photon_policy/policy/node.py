@@ -2,7 +2,9 @@
 
 Subscribes:
   camera/image_raw  sensor_msgs/Image (rgb8/bgr8/rgba8/bgra8/mono8; other sizes are resampled,
-                    other encodings dropped and counted)                  sensor-data QoS
+                    other encodings dropped and counted)                  sensor-data QoS;
+                    image_transport: compressed takes sensor_msgs/CompressedImage (JPEG, PNG) on
+                    camera/image_raw/compressed instead
   imu               sensor_msgs/Imu: linear_acceleration.x/y, angular_velocity.z   sensor-data QoS
   odom              nav_msgs/Odometry: twist.linear.x (forward speed)     best effort (matches any)
   applied_drive     ackermann_msgs/AckermannDriveStamped: the command applied to the car, read in
@@ -46,7 +48,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, Imu
 
 from photon_policy.paths import shipped_model
-from photon_policy.ros.camera import CameraIntake
+from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
                                             run_node)
@@ -73,8 +75,10 @@ class PolicyNodeParams:
     mode: str = describe("autonomous", "autonomous: publish on drive; shadow: publish on policy/drive only")
     frame_id: str = describe("base_link", "header.frame_id of the commands")
     input_timeout: float = describe(0.5, "s: IMU or odometry older than this counts as missing")
+    image_transport: str = describe("raw", IMAGE_TRANSPORT_HELP)
 
     def __post_init__(self) -> None:
+        check_transport(self.image_transport)
         if self.mode not in MODES:
             raise ValueError(f"mode '{self.mode}' is not one of {', '.join(MODES)}")
         if self.threads < 1:
@@ -130,7 +134,7 @@ class PolicyNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
         if not self.autonomous:
             self.create_subscription(AckermannDriveStamped, "applied_drive", self._on_applied, QoSProfile(depth=10))
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        subscribe_camera(self, p.image_transport, self._on_image)
         topic = "drive" if self.autonomous else "policy/drive"
         self.drive_pub = self.create_publisher(AckermannDriveStamped, topic, QoSProfile(depth=10))
         self.diagnostics = Diagnostics(self, "policy", self._diagnostic_report, hardware_id=p.device)

@@ -74,3 +74,23 @@ class CameraIntake:
     @property
     def dropped(self) -> int:
         return sum(self.drops.values())
+
+
+IMAGE_TRANSPORTS = {"raw": "camera/image_raw", "compressed": "camera/image_raw/compressed"}
+IMAGE_TRANSPORT_HELP = ("raw: sensor_msgs/Image on camera/image_raw; compressed: sensor_msgs/CompressedImage "
+                        "on camera/image_raw/compressed (image_transport's names)")
+
+
+def check_transport(transport: str) -> None:
+    if transport not in IMAGE_TRANSPORTS:
+        raise ValueError(f"image_transport '{transport}' is not one of {', '.join(IMAGE_TRANSPORTS)}")
+
+
+def subscribe_camera(node: Any, transport: str, callback: Callable[[Any], None]) -> Any:
+    """The node's camera subscription (sensor-data QoS) for `transport`; CameraIntake takes either type."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+
+    check_transport(transport)
+    msg_type = CompressedImage if transport == "compressed" else Image
+    return node.create_subscription(msg_type, IMAGE_TRANSPORTS[transport], callback, qos_profile_sensor_data)

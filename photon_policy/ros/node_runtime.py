@@ -47,12 +47,17 @@ def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> C
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         name = f"{prefix}{f.name}"
-        # rclpy types a parameter from its default and raises InvalidParameterTypeException (a
-        # crash at start-up, naming nothing we wrote) for an override of another type, e.g.
-        # `rate_hz:=20` for a float. Dynamic typing lets any value through to the check below,
-        # which converts an integer for a float and names the parameter for anything else.
-        descriptor = ParameterDescriptor(description=f.metadata.get("description", ""), dynamic_typing=True)
-        value = node.declare_parameter(name, default, descriptor).value
+        if node.has_parameter(name):  # declared already (automatically_declare_parameters_from_overrides)
+            value = node.get_parameter(name).value
+        else:
+            # rclpy types a parameter from its default and raises InvalidParameterTypeException (a
+            # crash at start-up, naming nothing we wrote) for an override of another type, e.g.
+            # `rate_hz:=20` for a float. Dynamic typing lets any value through to the check below,
+            # which converts an integer for a float and names the parameter for anything else.
+            descriptor = ParameterDescriptor(description=f.metadata.get("description", ""), dynamic_typing=True)
+            value = node.declare_parameter(name, default, descriptor).value
+        if isinstance(default, list) and value is not None and not isinstance(value, (str, bytes)):
+            value = list(value)  # array parameters come back as array.array
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # YAML `1` for a float parameter is a user's habit, not an error
         if type(value) is not type(default):

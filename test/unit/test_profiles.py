@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from photon_policy.cli import main as photon_main
-from photon_policy.profiles import ProfileError, load_profile, node_command, profile_names
+from photon_policy.profiles import ProfileError, executable_target, load_profile, node_command, profile_names
 from photon_policy.paths import REPO_ROOT
 
 LAUNCH_DIR = REPO_ROOT / "launch"
@@ -43,7 +43,8 @@ def test_sim_profile_matches_the_design():
         assert all(f.is_file() for f in spec.parameter_files)
 
 
-@pytest.mark.parametrize("name", ["sim", "sim-policy", "sim-shadow", "sim-dagger"])
+@pytest.mark.parametrize("name", ["sim", "sim-policy", "sim-shadow", "sim-dagger", "car", "car-shadow", "car-record",
+                                  "webcam"])
 def test_launch_and_up_run_the_same_nodes(name):
     """`ros2 launch` kwargs and `photon up` argv carry the same files, parameters and remappings."""
     for spec in load_profile(name).nodes:
@@ -63,6 +64,14 @@ def test_launch_description_builds():  # runs on machines with a system ROS 2
     from photon_policy.launch_profiles import generate_profile_launch_description
     description = generate_profile_launch_description("sim")
     assert len(description.entities) == len(load_profile("sim").nodes)
+    car = load_profile("car")  # an optional node adds its with_<name> argument
+    assert len(generate_profile_launch_description("car").entities) == len(car.nodes) + sum(
+        n.optional for n in car.nodes)
+
+
+SHARED = {"vehicle.yaml": ["/**"], "joy_teleop.yaml": ["joy", "joy_teleop"]}
+"""Parameter files read by more than one node: vehicle.yaml by every node (`/**`), joy_teleop.yaml
+by the joystick and the teleop (one file per concern, as F1TENTH's)."""
 
 
 def test_node_yaml_files_are_keyed_by_the_profile_node_name():
@@ -70,7 +79,11 @@ def test_node_yaml_files_are_keyed_by_the_profile_node_name():
         for spec in load_profile(name).nodes:
             for path in spec.parameter_files:
                 if path.is_file():
-                    assert list(yaml.safe_load(path.read_text())) == [spec.name], path
+                    keys = list(yaml.safe_load(path.read_text()))
+                    if path.name in SHARED:
+                        assert keys == SHARED[path.name] and (spec.name in keys or keys == ["/**"]), path
+                    else:
+                        assert keys == [spec.name], path
 
 
 def test_unknown_profile_names_itself(capsys):
@@ -109,3 +122,56 @@ def test_policy_profiles_wire_the_policy_as_designed():
 def test_bad_set_syntax_is_reported(capsys):
     assert photon_main(["up", "sim", "--dry-run", "--set", "modelockstep"]) == 2
     assert "node.param=value" in capsys.readouterr().err
+
+
+def test_car_profiles_follow_the_f1tenth_wiring():
+    """Autonomy on /drive and the joystick on /teleop meet in the mux, which alone feeds ackermann_cmd;
+    shadow and webcam policies never publish /drive; the limits come from vehicle.yaml, last."""
+    car = load_profile("car")
+    assert [n.name for n in car.selected()] == ["camera", "joy", "joy_teleop", "ackermann_mux", "policy"]
+    assert {n.name for n in car.nodes if n.optional} == {"world_model", "recorder"}
+    assert car.node("policy").overrides == {"mode": "autonomous"}
+    for name in ("car", "car-shadow", "car-record"):
+        nodes = {n.executable: n for n in load_profile(name).nodes}
+        assert {"camera_node", "joy_node", "teleop_node", "mux_node"} <= set(nodes)
+        for executable in ("teleop_node", "mux_node", "camera_node"):
+            assert nodes[executable].parameter_files[-1].name == "vehicle.yaml"
+    mux = yaml.safe_load((REPO_ROOT / "config/mux.yaml").read_text())["ackermann_mux"]["ros__parameters"]
+    assert {k: (v["topic"], v["priority"], v["timeout"]) for k, v in mux["topics"].items()} == {
+        "navigation": ("/drive", 10, 0.2), "joystick": ("/teleop", 100, 0.2)}
+    shadow = load_profile("car-shadow")
+    assert shadow.node("policy").overrides == {"mode": "shadow"}
+    assert shadow.node("shadow").executable == "shadow_node"
+    assert [p.name for p in shadow.node("shadow").parameter_files] == ["shadow.yaml"]
+    webcam = load_profile("webcam")
+    assert {n.executable for n in webcam.nodes} == {"camera_node", "world_model_node", "policy_node"}
+    assert webcam.node("policy").overrides == {"mode": "shadow"}
+    assert "recorder_node" in {n.executable for n in load_profile("car-record").nodes}
+
+
+def test_car_dry_run_and_optional_nodes(capsys):
+    assert photon_main(["up", "car", "--dry-run", "--set", "camera.video_device=/tmp/clip.mp4"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5
+    assert "video_device:=/tmp/clip.mp4" in lines[0] and "mux.yaml" in lines[3] and "mode:=autonomous" in lines[4]
+    assert photon_main(["up", "car", "--dry-run", "--with", "world_model,recorder"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7 and "drive:=/ackermann_cmd" in lines[5] and "recorder_node" in lines[6]
+    assert photon_main(["up", "car", "--dry-run", "--with", "shadow"]) == 2
+    assert "no optional node(s) shadow" in capsys.readouterr().err
+
+
+def _installed(executable: str) -> bool:
+    try:
+        executable_target(executable)
+        return True
+    except ProfileError:
+        return False
+
+
+@pytest.mark.skipif(not _installed("shadow_node") or not (REPO_ROOT / "config/shadow.yaml").is_file(),
+                    reason="the shadow node (shadow_node, config/shadow.yaml) is not in this checkout yet")
+def test_car_shadow_dry_run(capsys):
+    assert photon_main(["up", "car-shadow", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and "shadow.yaml" in lines[5]
