@@ -150,10 +150,11 @@ def declared_parameters(executable: str) -> set[str] | None:
 
 
 def file_parameters(path: Path, node: str) -> dict[str, Any]:
-    """The parameters a --params-file sets for `node` (its own section and the `/**` wildcard)."""
+    """The parameters a --params-file sets for `node` by name. The `/**` wildcard section is left
+    out: it is meant for every node (config/vehicle.yaml), and each takes only what it declares."""
     data = yaml.safe_load(path.read_text()) or {}
     out: dict[str, Any] = {}
-    for key in ("/**", node, f"/{node}"):
+    for key in (node, f"/{node}"):
         out.update(flatten((data.get(key) or {}).get("ros__parameters") or {}))
     return out
 
