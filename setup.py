@@ -34,6 +34,7 @@ setup(
             "world_model_node = world_model_node.node:main",
             "policy_node = photon_policy.policy.node:main",
             "recorder_node = photon_policy.bags.recorder_node:main",
+            "shadow_node = photon_policy.shadow.node:main",
         ],
     },
 )
