@@ -61,7 +61,7 @@ class RingBuffer:
         self.items: deque[Buffered] = deque()
         self.bytes = 0
         self.evicted = 0
-        self.evicted_newest_ns = -1
+        self.evicted_newest_ns: int | None = None
         """Newest stamp evicted so far: a clip starting at or before it is missing messages."""
 
     def add(self, item: Buffered) -> None:
@@ -71,7 +71,7 @@ class RingBuffer:
             old = self.items.popleft()
             self.bytes -= len(old.data)
             self.evicted += 1
-            self.evicted_newest_ns = max(self.evicted_newest_ns, old.stamp_ns)
+            self.evicted_newest_ns = max(self.evicted_newest_ns or old.stamp_ns, old.stamp_ns)
 
     def span_s(self) -> float:
         """Seconds of stamps the buffer holds."""
@@ -84,7 +84,7 @@ class RingBuffer:
         """Messages stamped in [start_ns, end_ns] in arrival order, and whether some of the
         window was already evicted (the clip is truncated)."""
         return ([m for m in self.items if start_ns <= m.stamp_ns <= end_ns],
-                self.evicted_newest_ns >= start_ns)
+                self.evicted_newest_ns is not None and self.evicted_newest_ns >= start_ns)
 
 
 @dataclass

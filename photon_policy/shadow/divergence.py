@@ -14,7 +14,8 @@ Events (`EventDetector`): open when the score stays at or above `open_threshold`
 `min_duration_s`; the event starts at the first sample above. An open event closes when the
 score stays below `close_threshold` (< open: hysteresis) for `close_duration_s`, or when the
 pairs stop for longer than `max_gap_s` (the stream broke); it ends at its last sample at or
-above the close threshold.
+above the close threshold. No event opens in the first `warmup_s` of pairs (after the start or
+a gap): the policy is still filling its context and ramping up from a stop.
 """
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ class DivergenceConfig:
     max_gap_s: float = describe(0.5, "s without a pair: an open event closes, a candidate is dropped")
     max_driver_age_s: float = describe(0.25, "a driver command older than this at the policy's stamp is stale")
     pair_wait_s: float = describe(0.1, "s of newer stamps a policy command waits for the driver's stream")
+    warmup_s: float = describe(1.0, "s after the pairs start (or resume after a gap) that open no event: "
+                                    "the policy needs its context and ramps up from a stop")
 
     def __post_init__(self) -> None:
         for name in ("steering_scale", "speed_scale", "open_threshold", "max_gap_s", "max_driver_age_s"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("min_duration_s", "close_duration_s", "pair_wait_s"):
+        for name in ("min_duration_s", "close_duration_s", "pair_wait_s", "warmup_s"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0.0 < self.close_threshold <= self.open_threshold:
@@ -200,13 +203,19 @@ class EventDetector:
         self._candidate: list[Pair] = []   # consecutive pairs >= open_threshold, not yet an event
         self._below: list[Pair] = []       # consecutive pairs < close_threshold inside an open event
         self._last: float | None = None
+        self._stream_start: float | None = None  # first pair after the start or a gap
 
     def update(self, pair: Pair) -> tuple[Event | None, list[Event]]:
         closed: list[Event] = []
         if self._last is not None and pair.stamp - self._last > self.config.max_gap_s:
             closed += self._close("gap")
             self._candidate.clear()
+            self._stream_start = None
         self._last = pair.stamp
+        if self._stream_start is None:
+            self._stream_start = pair.stamp
+        if self.open is None and pair.stamp - self._stream_start < self.config.warmup_s - STAMP_TOLERANCE_S:
+            return None, closed
         if self.open is None:
             return self._while_idle(pair), closed
         if pair.score < self.config.close_threshold:

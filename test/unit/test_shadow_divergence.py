@@ -10,7 +10,7 @@ from photon_policy.shadow.divergence import Command, DivergenceConfig, EventDete
 DT = 0.02
 CFG = DivergenceConfig(steering_scale=0.1, speed_scale=10.0, open_threshold=1.0, min_duration_s=0.1,
                        close_threshold=0.5, close_duration_s=0.1, max_gap_s=0.5, max_driver_age_s=0.25,
-                       pair_wait_s=0.1)
+                       pair_wait_s=0.1, warmup_s=0.0)
 
 
 def pair(stamp: float, score: float) -> Pair:
@@ -109,3 +109,11 @@ def test_finish_closes_the_open_event():
     det, _, _ = run([2.0] * 10)
     [event] = det.finish()
     assert event.closed_by == "shutdown" and event.end == pytest.approx(10.18)
+
+
+def test_no_event_opens_during_the_warm_up_after_a_start_or_a_gap():
+    config = DivergenceConfig(**{**CFG.__dict__, "warmup_s": 0.5})
+    det, opened, closed = run([2.0] * 40, config)         # 0.78 s above from the start
+    assert len(opened) == 1 and opened[0].start == pytest.approx(10.5)
+    det.update(pair(20.0, 2.0))                           # a gap: warm-up again
+    assert det.open is None and det.update(pair(20.2, 2.0)) == (None, [])
