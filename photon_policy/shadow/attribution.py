@@ -8,8 +8,11 @@ the event and `horizon_s` after it:
   policy  the policy's commands at those frames (open loop: each answers the frame the
           driver's drive showed, since the policy never drove; over a second or two that is
           what it was asking for).
+The branch runs from the event's first frame for at most MAX_BRANCH_S of the event, then
+`horizon_s` more: the longer an open-loop branch runs, the less its commands fit its state.
 Each branch gets its furthest distance from the track's centre line in half road widths
-(> 1: the car's centre left the tarmac) and the simulator's score change. `fault`:
+(> OFF_ROAD: the whole car is past the edge of the tarmac) and the simulator's score change,
+and ending with "off_playfield" counts as off the road. `fault`:
 "policy" when only the policy's branch leaves the road, "driver" when only the driver's
 does, "both", or "neither".
 """
@@ -25,7 +28,11 @@ from photon_policy.bags.reader import read_episode
 from photon_policy.sim.carracing import DT, CarRacingVehicle
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 
-HORIZON_S = 1.0
+HORIZON_S = 0.5
+MAX_BRANCH_S = 1.0
+OFF_ROAD = 1.25
+"""Half road widths from the centre line (6.67 m each) at which base_link has taken the whole car
+(about 3 m wide) off the tarmac; the expert cuts corners to ~1.1 on clean drives."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class Branch:
 
     @property
     def off_road(self) -> bool:
-        return self.max_offset > 1.0 or self.ended == "off_playfield"
+        return self.max_offset > OFF_ROAD or self.ended == "off_playfield"
 
 
 def centerline_offset(centerline: np.ndarray, x: float, y: float) -> float:
@@ -90,7 +97,8 @@ def attribute(bag: Path, events: list[dict[str, Any]], horizon_s: float = HORIZO
     out = []
     for line in events:
         start = int(np.searchsorted(arrays.stamps, line["start"] - 1e-6))
-        stop = min(int(np.searchsorted(arrays.stamps, line["end"] + horizon_s + 1e-6)), len(arrays) - 1)
+        end = min(line["end"], line["start"] + MAX_BRANCH_S) + horizon_s
+        stop = min(int(np.searchsorted(arrays.stamps, end + 1e-6)), len(arrays) - 1)
         if not 0 <= start < stop:
             out.append({**line, "fault": "unknown", "fault_note": "event outside the recorded frames"})
             continue
