@@ -52,7 +52,7 @@ class ShadowParams:
     output_dir: str = describe("shadow", "directory for the clips, index.jsonl and drives.jsonl")
     pre_s: float = describe(3.0, "s of every topic kept before an event")
     post_s: float = describe(2.0, "s of every topic kept after an event")
-    buffer_mb: float = describe(256.0, "memory cap of the ring buffer (MiB of serialized messages)")
+    buffer_mb: float = describe(64.0, "memory cap of the ring buffer (MiB of serialized messages)")
     run_name: str = describe("", "names this run's clips; empty = the start time (YYYYmmdd-HHMMSS)")
     context: str = describe("", "free text copied into every index line (e.g. who drives, the fleet's driver profile)")
     camera_timeout_s: float = describe(1.0, "wall s without a camera frame (after the first) that count as a stop")
@@ -111,6 +111,7 @@ class ShadowNode(Node):
         self.paired_s = 0.0
         self._last_odom: tuple[float, float] | None = None
         self._last_pair: float | None = None
+        self._first_pair: float | None = None
         self.started = time.time()
 
         for key, (topic, cls, type_name, sensor, in_sequence) in INPUTS.items():
@@ -181,6 +182,8 @@ class ShadowNode(Node):
             if self._last_pair is not None and 0.0 < pair.stamp - self._last_pair <= self.config.max_gap_s:
                 self.paired_s += pair.stamp - self._last_pair
             self._last_pair = pair.stamp
+            if self._first_pair is None:
+                self._first_pair = pair.stamp
             opened, closed = self.detector.update(pair)
             self._close(closed)
             if opened is not None:
@@ -291,6 +294,7 @@ class ShadowNode(Node):
         pr = self.pairer
         seeds = sorted({int(s.seed) for s in self.statuses})
         return {"run": self.run, "context": self.params.context, "seeds": seeds, "paired_s": self.paired_s,
+                "first_pair": self._first_pair, "last_pair": self._last_pair,
                 "distance_m": self.distance_m, "pairs": pr.pairs, "policy_commands": pr.policy_commands,
                 "unpaired": dict(pr.unpaired), "dropped": dict(pr.dropped), "events": self.detector.events,
                 "clips": self.writer.counts["clips"], "clip_errors": self.writer.counts["clip_errors"],
