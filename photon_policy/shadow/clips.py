@@ -1,7 +1,7 @@
 """Clips, ROS-free: a memory-capped ring buffer of serialized messages, and the clip writer.
 
 The shadow node buffers every topic it records as the CDR bytes that arrived, indexed by
-their header stamp (parsed from the bytes, never deserialized): a clip is then a copy of
+their header stamp (read from the bytes: photon_policy.shadow.cdr): a clip is then a copy of
 bytes into a rosbag2 MCAP bag (photon_policy.bags.recorder.BagWriter), and its window is
 exact in the same stamps the divergence is computed in.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import struct
 import threading
 import time
 from collections import Counter, deque
@@ -28,21 +27,6 @@ from photon_policy.bags.recorder import BagWriteError, BagWriter, make_qos
 
 INDEX = "index.jsonl"
 DRIVES = "drives.jsonl"
-_STAMP = struct.Struct("<iI")
-_STAMP_BE = struct.Struct(">iI")
-
-
-def cdr_stamp_ns(data: bytes | memoryview, first_in_sequence: bool = False) -> int | None:
-    """The header stamp of a serialized message whose first field is a std_msgs/Header (or, with
-    `first_in_sequence`, a sequence of such: tf2_msgs/TFMessage), in ns; None if it has none."""
-    offset = 8 if first_in_sequence else 4  # 4 bytes of CDR encapsulation, then a sequence length
-    if len(data) < offset + 8:
-        return None
-    little = data[1] == 1  # encapsulation CDR_LE (0x0001) or CDR_BE (0x0000)
-    if first_in_sequence and struct.unpack_from("<I" if little else ">I", data, 4)[0] == 0:
-        return None
-    sec, nanosec = (_STAMP if little else _STAMP_BE).unpack_from(data, offset)
-    return sec * 1_000_000_000 + nanosec
 
 
 @dataclass

@@ -20,7 +20,6 @@ a gap): the policy is still filling its context and ramping up from a stop.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -153,8 +152,10 @@ class Pairer:
         return out
 
     def _pair(self, c: Command) -> Pair | None:
-        stamps = [d.stamp for d in self.driver]
-        i = bisect_right(stamps, c.stamp) - 1
+        # From the newest back: the command in force is almost always the newest or close to it.
+        i = len(self.driver) - 1
+        while i >= 0 and self.driver[i].stamp > c.stamp:
+            i -= 1
         if i < 0:
             self.unpaired["no_driver"] += 1
             return None

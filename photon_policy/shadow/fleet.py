@@ -20,6 +20,7 @@ photon_policy.shadow.attribution).
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -34,7 +35,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 
-from photon_policy.bags.collect import TRACK_GATE, Wiring, bag_name, collect_episode
+from photon_policy.bags.collect import TRACK_GATE, CollectError, Wiring, bag_name, collect_episode
 from photon_policy.profiles import load_profile
 from photon_policy.shadow.attribution import attribute
 from photon_policy.shadow.clips import INDEX
@@ -42,6 +43,7 @@ from photon_policy.shadow.clips import INDEX
 PROFILE = "sim-shadow"
 GATE_TOPIC = "/shadow_fleet/drive"
 GATE_TIMEOUT_S = 2.0
+ATTEMPTS = 2
 DRIVERS: dict[str, dict[str, Any]] = {
     # name: expert parameters (steering_noise_std is collect_episode's noise argument)
     "clean": {},
@@ -58,6 +60,7 @@ class EpisodeResult:
     bag: Path
     summary: str
     events: list[dict[str, Any]]
+    run: str
 
 
 def fleet_wiring(run: str, clips: Path, driver: str) -> Wiring:
@@ -148,11 +151,16 @@ def driver_for(index: int, drivers: list[str]) -> str:
     return drivers[index % len(drivers)]
 
 
-def run_episode(out: Path, seed: int, driver: str, max_steps: int, log_dir: Path,
-                overrides: dict[str, dict[str, Any]] | None = None) -> EpisodeResult:
-    run = f"s{seed:04d}_{driver}"
+def episode_bag(out: Path, seed: int, driver: str) -> Path:
     noise = float(DRIVERS[driver].get("steering_noise_std", 0.0))
-    bag = out / "drives" / bag_name(seed, noise, prefix=f"shadow_{driver}_")
+    return out / "drives" / bag_name(seed, noise, prefix=f"shadow_{driver}_")
+
+
+def run_episode(out: Path, seed: int, driver: str, max_steps: int, log_dir: Path,
+                overrides: dict[str, dict[str, Any]] | None = None, attempt: int = 1) -> EpisodeResult:
+    run = f"s{seed:04d}_{driver}" + (f"_a{attempt}" if attempt > 1 else "")
+    noise = float(DRIVERS[driver].get("steering_noise_std", 0.0))
+    bag = episode_bag(out, seed, driver)
     wiring = fleet_wiring(run, out / "clips", driver)
     with _Spinning() as gate:
         check = collect_episode(bag, seed, noise, max_steps, log_dir=log_dir, overrides=overrides, wiring=wiring)
@@ -160,7 +168,7 @@ def run_episode(out: Path, seed: int, driver: str, max_steps: int, log_dir: Path
     events = attribute(bag, [e for e in lines if e.get("run") == run])
     summary = check.summary() + (f"; {gate.without_policy} frames driven without the policy's answer"
                                  if gate.without_policy else "")
-    return EpisodeResult(seed, driver, bag, summary, events)
+    return EpisodeResult(seed, driver, bag, summary, events, run)
 
 
 def _lines(path: Path) -> list[str]:
@@ -183,14 +191,28 @@ def fleet(out: Path | str, seeds: list[int], drivers: list[str], max_steps: int 
     try:
         for i, seed in todo:
             driver = driver_for(i, drivers)
-            result = run_episode(out, seed, driver, max_steps, log_root / f"s{seed}", overrides)
+            report = bar.write if bar is not None else print
+            result = None
+            for attempt in range(1, ATTEMPTS + 1):
+                # A seed not in fleet.jsonl never finished: its bag is a leftover of an interrupted run.
+                shutil.rmtree(episode_bag(out, seed, driver), ignore_errors=True)
+                try:
+                    result = run_episode(out, seed, driver, max_steps, log_root / f"s{seed}_{attempt}", overrides,
+                                         attempt)
+                    break
+                except CollectError as exc:  # e.g. DDS discovery that did not complete on a loaded machine
+                    report(f"[photon] seed {seed} attempt {attempt} of {ATTEMPTS} failed: {exc}")
+            if result is None:
+                with open(out / "failed.jsonl", "a") as f:
+                    f.write(json.dumps({"seed": seed, "driver": driver}) + "\n")
+                continue
             with open(out / "events.jsonl", "a") as f:
                 f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in result.events)
             with open(out / "fleet.jsonl", "a") as f:
-                f.write(json.dumps({"seed": seed, "driver": driver, "bag": str(result.bag.relative_to(out)),
+                f.write(json.dumps({"seed": seed, "driver": driver, "run": result.run,
+                                    "bag": str(result.bag.relative_to(out)),
                                     "summary": result.summary, "events": len(result.events)}) + "\n")
             results.append(result)
-            report = bar.write if bar is not None else print
             faults = ", ".join(e["fault"] for e in result.events) or "no events"
             report(f"[photon] seed {seed} ({driver}): {result.summary}; {faults}")
             if bar is not None:

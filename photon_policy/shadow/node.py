@@ -32,6 +32,7 @@ from typing import Any
 
 from ackermann_msgs.msg import AckermannDrive, AckermannDriveStamped
 from nav_msgs.msg import Odometry
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
@@ -41,8 +42,9 @@ from tf2_msgs.msg import TFMessage
 from photon_msgs.msg import Divergence, EpisodeStatus
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, run_node
-from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
-from photon_policy.shadow.clips import DRIVES, Buffered, ClipJob, ClipWriter, RingBuffer, cdr_stamp_ns, unique_path
+from photon_policy.ros.stamps import stamp_from_seconds
+from photon_policy.shadow import cdr
+from photon_policy.shadow.clips import DRIVES, Buffered, ClipJob, ClipWriter, RingBuffer, unique_path
 from photon_policy.shadow.clips import run_name as default_run_name
 from photon_policy.shadow.divergence import Command, DivergenceConfig, Event, EventDetector, Pair, Pairer
 
@@ -98,7 +100,7 @@ class ShadowNode(Node):
         self.topics: dict[str, str] = {}      # resolved topic -> bag type
         self.qos_reliable: dict[str, bool] = {}
         self.waiting: list[Event] = []        # closed events whose post window has not arrived yet
-        self.statuses: deque[EpisodeStatus] = deque(maxlen=4096)
+        self.statuses: deque[tuple[int, bytes]] = deque(maxlen=4096)  # (stamp ns, EpisodeStatus CDR)
         self.newest_ns = 0
         self.camera_frames = 0
         self.camera_stops = 0
@@ -116,8 +118,11 @@ class ShadowNode(Node):
 
         for key, (topic, cls, type_name, sensor, in_sequence) in INPUTS.items():
             qos = qos_profile_sensor_data if sensor else QoSProfile(depth=100)
+            # A best-effort volatile reader matches every publisher, so its default "incompatible QoS"
+            # event handler can never fire, yet the executor polls it at every wait (~2 % of a core).
+            events = SubscriptionEventCallbacks(use_default_callbacks=not sensor)
             self.create_subscription(cls, topic, lambda data, k=key, seq=in_sequence: self._on_raw(k, data, seq),
-                                     qos, raw=True)
+                                     qos, raw=True, event_callbacks=events)
         self.divergence_pub = self.create_publisher(Divergence, "shadow/divergence", QoSProfile(depth=100))
         for key, (topic, _, type_name, sensor, _) in INPUTS.items():
             resolved = self.resolve_topic_name(topic)
@@ -132,7 +137,7 @@ class ShadowNode(Node):
 
     # --- messages in -----------------------------------------------------------------------------
     def _on_raw(self, key: str, data: bytes, in_sequence: bool) -> None:
-        stamp_ns = cdr_stamp_ns(data, in_sequence)
+        stamp_ns = cdr.stamp_ns(data, in_sequence)
         topic = getattr(self, f"{key}_topic")
         if stamp_ns is None:
             stamp_ns = self.newest_ns  # an empty TF message: keep it with what arrived with it
@@ -154,8 +159,7 @@ class ShadowNode(Node):
             self.get_logger().info("camera frames again")
 
     def _on_odom(self, data: bytes, stamp_ns: int) -> None:
-        msg = deserialize_message(data, Odometry)
-        t, v = stamp_ns * 1e-9, msg.twist.twist.linear.x
+        t, v = stamp_ns * 1e-9, cdr.odom_forward_speed(data)
         if self._last_odom is not None and 0.0 < t - self._last_odom[0] <= self.config.max_gap_s \
                 and math.isfinite(v):
             self.distance_m += abs(v) * (t - self._last_odom[0])
@@ -163,7 +167,7 @@ class ShadowNode(Node):
             self._last_odom = (t, v)
 
     def _on_episode(self, data: bytes, stamp_ns: int) -> None:
-        self.statuses.append(deserialize_message(data, EpisodeStatus))
+        self.statuses.append((stamp_ns, bytes(data)))  # read when a clip needs it
 
     def _on_driver(self, data: bytes, stamp_ns: int) -> None:
         self._handle(self.pairer.add_driver(self._command(data)))
@@ -173,8 +177,7 @@ class ShadowNode(Node):
 
     @staticmethod
     def _command(data: bytes) -> Command:
-        msg = deserialize_message(data, AckermannDriveStamped)
-        return Command(seconds_from_stamp(msg.header.stamp), msg.drive.steering_angle, msg.drive.speed)
+        return Command(*cdr.drive(data))
 
     # --- pairs, events, clips ----------------------------------------------------------------------
     def _handle(self, pairs: list[Pair]) -> None:
@@ -202,8 +205,8 @@ class ShadowNode(Node):
         event = self.detector.open
         msg.is_event = event is not None
         msg.event_id = event.id if event is not None else 0
-        self.divergence_pub.publish(msg)
         data = serialize_message(msg)
+        self.divergence_pub.publish(data)  # serialized once: the same bytes go out and into the buffer
         self.buffer.add(Buffered(round(pair.stamp * 1e9), time.time_ns(), self.divergence_pub.topic_name, data))
 
     def _close(self, events: list[Event]) -> None:
@@ -249,7 +252,8 @@ class ShadowNode(Node):
 
     def _episode_fields(self, start: float, end: float) -> dict[str, Any]:
         """Simulation: the seed, episode and the simulator's score change over the clip."""
-        inside = [s for s in self.statuses if start <= seconds_from_stamp(s.header.stamp) <= end]
+        inside = [deserialize_message(data, EpisodeStatus) for stamp_ns, data in self.statuses
+                  if start <= stamp_ns * 1e-9 <= end]
         if not inside:
             return {}
         first, last = inside[0], inside[-1]
@@ -292,7 +296,7 @@ class ShadowNode(Node):
 
     def drive_line(self) -> dict[str, Any]:
         pr = self.pairer
-        seeds = sorted({int(s.seed) for s in self.statuses})
+        seeds = sorted({int(deserialize_message(data, EpisodeStatus).seed) for _, data in self.statuses})
         return {"run": self.run, "context": self.params.context, "seeds": seeds, "paired_s": self.paired_s,
                 "first_pair": self._first_pair, "last_pair": self._last_pair,
                 "distance_m": self.distance_m, "pairs": pr.pairs, "policy_commands": pr.policy_commands,

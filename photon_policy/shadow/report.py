@@ -92,8 +92,11 @@ def load(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Path]:
     clips = root / "clips" if (root / "clips" / INDEX).is_file() or (root / "clips" / DRIVES).is_file() else root
     if not (clips / INDEX).is_file() and not (clips / DRIVES).is_file():
         raise FileNotFoundError(f"{root}: no {INDEX} or {DRIVES} here or in {root / 'clips'}")
-    events = _jsonl(root / "events.jsonl") or _jsonl(clips / INDEX)
-    return events, _jsonl(clips / DRIVES), clips
+    drives = _jsonl(clips / DRIVES)
+    if (root / "fleet.jsonl").is_file():  # a fleet: only the episodes it finished (not failed attempts)
+        finished = {line.get("run") for line in _jsonl(root / "fleet.jsonl")}
+        return _jsonl(root / "events.jsonl"), [d for d in drives if d["run"] in finished], clips
+    return _jsonl(clips / INDEX), drives, clips
 
 
 def summarise(events: list[dict[str, Any]], drives: list[dict[str, Any]]) -> Summary:

@@ -8,7 +8,8 @@ import pytest
 
 from photon_policy.bags.reader import read_raw
 from photon_policy.bags.typestore import photon_typestore
-from photon_policy.shadow.clips import INDEX, Buffered, ClipJob, ClipWriter, RingBuffer, cdr_stamp_ns
+from photon_policy.shadow.cdr import stamp_ns
+from photon_policy.shadow.clips import INDEX, Buffered, ClipJob, ClipWriter, RingBuffer
 
 DRIVE = "ackermann_msgs/msg/AckermannDriveStamped"
 
@@ -24,10 +25,10 @@ def drive_cdr(sec: int, nanosec: int, speed: float = 0.0) -> bytes:
 
 
 def test_stamps_are_read_from_the_serialized_header():
-    assert cdr_stamp_ns(drive_cdr(12, 340_000_000)) == 12_340_000_000
+    assert stamp_ns(drive_cdr(12, 340_000_000)) == 12_340_000_000
     store = photon_typestore()
     tf = store.types["tf2_msgs/msg/TFMessage"](transforms=[])
-    assert cdr_stamp_ns(bytes(store.serialize_cdr(tf, "tf2_msgs/msg/TFMessage")), first_in_sequence=True) is None
+    assert stamp_ns(bytes(store.serialize_cdr(tf, "tf2_msgs/msg/TFMessage")), first_in_sequence=True) is None
 
 
 def test_ring_buffer_holds_its_cap_and_knows_what_it_lost():
