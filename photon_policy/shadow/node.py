@@ -34,7 +34,7 @@ from ackermann_msgs.msg import AckermannDrive, AckermannDriveStamped
 from nav_msgs.msg import Odometry
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image, Imu
 from tf2_msgs.msg import TFMessage
@@ -82,6 +82,9 @@ INPUTS = {
     "policy": ("policy/drive", AckermannDriveStamped, DRIVE_TYPE, False, False),
     "episode": ("sim/episode", EpisodeStatus, "photon_msgs/msg/EpisodeStatus", False, False),
 }
+SENSOR_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+"""Best effort like sensor-data QoS, but 2 s deep: on a loaded CPU the node may not run for a
+while, and a clip must not miss the frames that arrived meanwhile (sensor-data QoS keeps 5)."""
 REQUIRED = ("camera", "driver", "policy", "divergence")
 """A clip without one of these is reported (index line `missing_topics`, diagnostics)."""
 
@@ -117,7 +120,7 @@ class ShadowNode(Node):
         self.started = time.time()
 
         for key, (topic, cls, type_name, sensor, in_sequence) in INPUTS.items():
-            qos = qos_profile_sensor_data if sensor else QoSProfile(depth=100)
+            qos = SENSOR_QOS if sensor else QoSProfile(depth=100)
             # A best-effort volatile reader matches every publisher, so its default "incompatible QoS"
             # event handler can never fire, yet the executor polls it at every wait (~2 % of a core).
             events = SubscriptionEventCallbacks(use_default_callbacks=not sensor)
@@ -325,7 +328,19 @@ class ShadowNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ShadowNode, args)
+    return run_node(ShadowNode, args, executor_factory=executor_factory())
+
+
+def executor_factory():
+    """rclpy's EventsExecutor where it exists (Jazzy and newer): at 50 Hz on eight topics the
+    SingleThreadedExecutor's wait-set rebuilds cost this node ~12 % of a core, the events
+    executor ~5 % (benchmarks/shadow_node.py). Humble lacks it: the default serves."""
+    try:
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor
+    except ImportError:
+        from rclpy.executors import SingleThreadedExecutor
+        return SingleThreadedExecutor
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def test_known_divergence_gives_exactly_the_expected_events_clips_and_index(node
     # 0-19 agree; 20-34 the policy steers 0.3 rad more (score 3); 35-59 agree; 60-79 it diverges
     # again and the streams stop there: Ctrl-C cuts that event and its clip short.
     sent = [streams.frame(k, 0.3 if 20 <= k < 35 or k >= 60 else 0.0) for k in range(80)]
-    streams.wait_value("pairs", lambda v: int(v) == 80, "80 pairs")
+    streams.wait_value("pairs", lambda v: int(v) == 80, f"80 pairs")
     probe.wait_for(lambda: len(index_lines(out)) == 1, 10, "the first event's index line")
     [first] = index_lines(out)
     assert (first["id"], first["closed_by"], first["samples"]) == (1, "score", 15)
