@@ -22,6 +22,7 @@ from photon_policy.bags.typestore import photon_typestore
 from photon_policy.launcher import start_node
 from photon_policy.ros.images import image_message
 from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
+from photon_policy.shadow.report import report
 
 T0 = 50.0
 DT = 0.02
@@ -130,6 +131,11 @@ def test_known_divergence_gives_exactly_the_expected_events_clips_and_index(node
     assert stamps_in_bag(out / second["clip"], CAMERA) == [t for t in sent if t >= sent[60] - 0.2 - 1e-6]
     [drive] = [json.loads(s) for s in (out / "drives.jsonl").read_text().splitlines()]
     assert (drive["pairs"], drive["events"], drive["clips"]) == (80, 2, 2)
+    summary = report(out, top=2)  # `photon shadow report` on what the node wrote
+    assert summary.events == 2 and summary.minutes == pytest.approx(79 * DT / 60.0)
+    assert summary.per_minute == pytest.approx(2 / (79 * DT / 60.0)) and summary.pairing_rate == 1.0
+    assert [row["id"] for row in summary.top] == [1, 2] and all((out / "report" / f).is_file() for f in (
+        "histogram.png", "timeline.png", "top_01.png", "top_02.png", "report.json"))
 
 
 def test_bad_input_is_counted_and_the_node_keeps_comparing(nodes, probe, tmp_path):
