@@ -10,9 +10,11 @@ the event and `horizon_s` after it:
           what it was asking for).
 The branch runs from the event's first frame for at most MAX_BRANCH_S of the event, then
 `horizon_s` more: the longer an open-loop branch runs, the less its commands fit its state.
-Each branch gets its furthest distance from the track's centre line in half road widths
-(> OFF_ROAD: the whole car is past the edge of the tarmac) and the simulator's score change,
-and ending with "off_playfield" counts as off the road. `fault`:
+Each branch gets its distance from the track's centre line in half road widths at its start
+and at its furthest, and the simulator's score change. A branch is heading off the road when
+it gets past OFF_ROAD (the whole car beyond the edge of the tarmac) and at least
+FURTHER_OUT further out than it started (a car already on the grass that steers back is
+not), or ends the episode "off_playfield". `fault`:
 "policy" when only the policy's branch leaves the road, "driver" when only the driver's
 does, "both", or "neither".
 """
@@ -35,6 +37,9 @@ OFF_ROAD = 1.25
 (about 3 m wide) off the tarmac; the expert cuts corners to ~1.1 on clean drives."""
 
 
+FURTHER_OUT = 0.25
+
+
 @dataclass(frozen=True)
 class Branch:
     max_offset: float
@@ -42,10 +47,13 @@ class Branch:
     score_change: float
     ended: str
     """"" or why the episode ended inside the branch ("off_playfield", ...)."""
+    start_offset: float = 0.0
 
     @property
     def off_road(self) -> bool:
-        return self.max_offset > OFF_ROAD or self.ended == "off_playfield"
+        """Heading off the road (see the module docstring)."""
+        return (self.max_offset > OFF_ROAD and self.max_offset >= self.start_offset + FURTHER_OUT) \
+            or self.ended == "off_playfield"
 
 
 def centerline_offset(centerline: np.ndarray, x: float, y: float) -> float:
@@ -65,19 +73,21 @@ def drive_branch(seed: int, commands: np.ndarray, start: int, stop: int, dbw: Dr
         vehicle.set_rendering(False)
         centerline, half = vehicle.track_centerline(), vehicle.track_width / 2.0
         score, offsets = 0.0, []
+        start_offset = centerline_offset(centerline, vehicle.state().x, vehicle.state().y) / half if start == 0 else 0.0
         for k in range(stop):
             steering, speed = commands[k]
             result = vehicle.step(wire.command_to_action(float(steering), float(speed), vehicle.state().speed, DT))
             if k == start - 1:
                 score = result.score
+                start_offset = centerline_offset(centerline, vehicle.state().x, vehicle.state().y) / half
             if k >= start:
                 s = vehicle.state()
                 offsets.append(centerline_offset(centerline, s.x, s.y) / half)
             if result.terminated or result.truncated:
                 if k < start:
                     raise ValueError(f"seed {seed}: the replay ended ({result.reason}) before frame {start}")
-                return Branch(max(offsets, default=0.0), result.score - score, result.reason)
-        return Branch(max(offsets, default=0.0), result.score - score, "")
+                return Branch(max(offsets, default=0.0), result.score - score, result.reason, start_offset)
+        return Branch(max(offsets, default=0.0), result.score - score, "", start_offset)
     finally:
         vehicle.close()
 
@@ -107,6 +117,7 @@ def attribute(bag: Path, events: list[dict[str, Any]], horizon_s: float = HORIZO
         driver = drive_branch(arrays.seed, arrays.teleop, start, stop, dbw)
         policy = drive_branch(arrays.seed, policy_commands, start, stop, dbw)
         out.append({**line, "fault": fault(driver, policy), "horizon_s": horizon_s,
+                    "start_offset": driver.start_offset,
                     "driver_max_offset": driver.max_offset, "policy_max_offset": policy.max_offset,
                     "driver_score_change": driver.score_change, "policy_score_change": policy.score_change,
                     "driver_ended": driver.ended, "policy_ended": policy.ended})

@@ -2,6 +2,7 @@
 
   photon shadow fleet --seeds 2000-2099 --out DIR [--drivers clean,drift,pulses,late_braking]
                       [--max-steps N] [--set NODE.PARAM=VALUE]
+  photon shadow attribute DIR          # redo events.jsonl (who was heading off the road)
   photon shadow report DIR [--top N] [--json FILE]
 """
 from __future__ import annotations
@@ -32,6 +33,14 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from photon_policy.shadow.fleet import reattribute
+
+    n = reattribute(args.dir, progress=not args.quiet)
+    print(f"[photon] {n} event(s) attributed in {args.dir / 'events.jsonl'}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from photon_policy.shadow.report import report
 
@@ -57,6 +66,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     fl.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")
     fl.add_argument("--quiet", action="store_true", help="no progress bar")
     fl.set_defaults(func=cmd_fleet)
+
+    att = sub.add_parser("attribute", help="redo who was heading off the road for every event of a fleet "
+                                           "(rewrites DIR/events.jsonl)")
+    att.add_argument("dir", type=Path, help="a fleet's --out")
+    att.add_argument("--quiet", action="store_true")
+    att.set_defaults(func=cmd_attribute)
 
     rep = sub.add_parser("report", help="events per minute and per km, plots, top events with thumbnails, JSON")
     rep.add_argument("dir", type=Path, help="a shadow node's output_dir, or a fleet's --out")

@@ -38,7 +38,7 @@ from rclpy.signals import SignalHandlerOptions
 from photon_policy.bags.collect import TRACK_GATE, CollectError, Wiring, bag_name, collect_episode
 from photon_policy.profiles import load_profile
 from photon_policy.shadow.attribution import attribute
-from photon_policy.shadow.clips import INDEX
+from photon_policy.shadow.clips import DRIVES, INDEX
 
 PROFILE = "sim-shadow"
 GATE_TOPIC = "/shadow_fleet/drive"
@@ -156,9 +156,19 @@ def episode_bag(out: Path, seed: int, driver: str) -> Path:
     return out / "drives" / bag_name(seed, noise, prefix=f"shadow_{driver}_")
 
 
+def free_run_name(out: Path, seed: int, driver: str) -> str:
+    """`s2003_drift`, or `s2003_drift_a2`, ... when an earlier (failed or interrupted) attempt's
+    shadow node already wrote lines under that name."""
+    used = {json.loads(s).get("run") for name in (INDEX, DRIVES) for s in _lines(out / "clips" / name)}
+    base, k = f"s{seed:04d}_{driver}", 1
+    while (run := base if k == 1 else f"{base}_a{k}") in used:
+        k += 1
+    return run
+
+
 def run_episode(out: Path, seed: int, driver: str, max_steps: int, log_dir: Path,
-                overrides: dict[str, dict[str, Any]] | None = None, attempt: int = 1) -> EpisodeResult:
-    run = f"s{seed:04d}_{driver}" + (f"_a{attempt}" if attempt > 1 else "")
+                overrides: dict[str, dict[str, Any]] | None = None) -> EpisodeResult:
+    run = free_run_name(out, seed, driver)
     noise = float(DRIVERS[driver].get("steering_noise_std", 0.0))
     bag = episode_bag(out, seed, driver)
     wiring = fleet_wiring(run, out / "clips", driver)
@@ -197,8 +207,7 @@ def fleet(out: Path | str, seeds: list[int], drivers: list[str], max_steps: int 
                 # A seed not in fleet.jsonl never finished: its bag is a leftover of an interrupted run.
                 shutil.rmtree(episode_bag(out, seed, driver), ignore_errors=True)
                 try:
-                    result = run_episode(out, seed, driver, max_steps, log_root / f"s{seed}_{attempt}", overrides,
-                                         attempt)
+                    result = run_episode(out, seed, driver, max_steps, log_root / f"s{seed}_{attempt}", overrides)
                     break
                 except CollectError as exc:  # e.g. DDS discovery that did not complete on a loaded machine
                     report(f"[photon] seed {seed} attempt {attempt} of {ATTEMPTS} failed: {exc}")
@@ -221,6 +230,27 @@ def fleet(out: Path | str, seeds: list[int], drivers: list[str], max_steps: int 
         if bar is not None:
             bar.close()
     return results
+
+
+def reattribute(out: Path | str, progress: bool = True) -> int:
+    """Rewrite events.jsonl from the shadow node's index and the finished episodes (after the
+    attribution rule changed); returns the number of events."""
+    out = Path(out)
+    index = [json.loads(s) for s in _lines(out / "clips" / INDEX)]
+    episodes = [json.loads(s) for s in _lines(out / "fleet.jsonl")]
+    bar = _progress_bar(len(episodes)) if progress else None
+    rows = []
+    for episode in episodes:
+        run = episode.get("run") or f"s{episode['seed']:04d}_{episode['driver']}"
+        rows += attribute(out / episode["bag"], [e for e in index if e.get("run") == run])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    tmp = out / "events.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in rows))
+    tmp.replace(out / "events.jsonl")
+    return len(rows)
 
 
 def _progress_bar(total: int):

@@ -17,6 +17,8 @@ def test_offset_is_the_distance_to_the_closed_centre_line():
 def test_fault_names_who_alone_left_the_road():
     on, off, out = Branch(0.5, 10.0, ""), Branch(OFF_ROAD + 0.1, 2.0, ""), Branch(0.9, -100.0, "off_playfield")
     assert (fault(on, off), fault(off, on), fault(off, out), fault(on, on)) == ("policy", "driver", "both", "neither")
+    back = Branch(OFF_ROAD + 0.5, 0.0, "", start_offset=OFF_ROAD + 0.4)  # already on the grass, not further out
+    assert not back.off_road and fault(back, off) == "policy"
 
 
 def test_full_lock_at_speed_leaves_the_road_and_a_slow_straight_start_does_not():
