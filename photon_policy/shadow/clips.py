@@ -101,6 +101,10 @@ class ClipWriter:
         self._jobs.put(job)
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def pending(self) -> int:
         return self._jobs.qsize()
 

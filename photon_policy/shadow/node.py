@@ -322,7 +322,7 @@ class ShadowNode(Node):
         self.diagnostics.publish()
 
     def destroy_node(self) -> None:
-        if self.writer._thread.is_alive():  # shut down without a live context: still leave the clips
+        if self.writer.running:  # shut down without a live context: still leave the clips
             self.finish()
         super().destroy_node()
 
