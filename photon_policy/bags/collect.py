@@ -122,8 +122,6 @@ class Wiring:
     label_topic: str = "/teleop"
     gate_drive: bool = False
     """The simulator reads DRIVE_GATE, which collect feeds from /drive once the episode may start."""
-    extra_loop_topics: tuple[str, ...] = ()
-    """More topics whose publishers the recorder must hear before the episode starts."""
 
 
 def collection_wiring(driver: str = "expert", noise_std: float = 0.0, checkpoint: str | None = None) -> Wiring:
@@ -258,8 +256,7 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
     node_overrides.setdefault("simulator", {}).update(mode="lockstep", seeds=str(seed), repeat=False,
                                                       max_steps=max_steps)
     node_overrides.setdefault("expert", {}).update(steering_noise_std=float(noise_std), noise_seed=seed)
-    loop_topics = list(dict.fromkeys([*LOOP_TOPICS, wiring.command_topic, wiring.label_topic,
-                                      *wiring.extra_loop_topics]))
+    loop_topics = list(dict.fromkeys([*LOOP_TOPICS, wiring.command_topic, wiring.label_topic]))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     recorder = ProfileProcesses(recorder_profile(path), log_dir=log_dir)
     sim = ProfileProcesses(wiring.profile, node_overrides, log_dir=log_dir)

@@ -72,8 +72,8 @@ def fleet_wiring(run: str, clips: Path, driver: str) -> Wiring:
         replace(spec, remappings=(*remaps.get(spec.name, {}).items(), *spec.remappings)) for spec in profile.nodes))
     overrides = {"shadow": {"output_dir": str(clips), "run_name": run, "context": driver},
                  "expert": {k: v for k, v in DRIVERS[driver].items() if k != "steering_noise_std"}}
-    return Wiring(profile, "/teleop", overrides, label_topic="/policy/drive",
-                  extra_loop_topics=("/shadow/divergence",))
+    # The episode starts once the recorder hears /policy/drive: the policy (slowest to start) is up.
+    return Wiring(profile, "/teleop", overrides, label_topic="/policy/drive")
 
 
 class PolicyGate(Node):
