@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from photon_policy.bags.recorder import BagWriteError, BagWriter, make_qos
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
+
+from photon_policy.bags.recorder import INFINITE, BagWriteError, BagWriter
+
+def offered_qos(reliable: bool) -> Qos:
+    """The QoS a clip records for a topic, as `ros2 bag record` writes a publisher's."""
+    return Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+               QosDurability.VOLATILE, INFINITE, INFINITE, QosLiveliness.AUTOMATIC, INFINITE, False)
+
 
 INDEX = "index.jsonl"
 DRIVES = "drives.jsonl"
@@ -136,7 +144,7 @@ class ClipWriter:
         with BagWriter(job.path, custom_data={"photon_shadow_event": str(job.line.get("id", ""))}) as bag:
             for topic, msgtype in job.topics.items():
                 if counts[topic]:
-                    bag.add_topic(topic, msgtype, [make_qos(reliable=job.qos.get(topic, True))])
+                    bag.add_topic(topic, msgtype, [offered_qos(job.qos.get(topic, True))])
             for m in sorted(job.messages, key=lambda m: m.received_ns):
                 bag.write(m.topic, m.received_ns, m.data)
             return bag.bytes_written
