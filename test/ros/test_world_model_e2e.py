@@ -122,3 +122,36 @@ def test_node_refuses_a_bad_checkpoint(tmp_path, nodes):
     proc = nodes.start("sim-world-model", "world_model", checkpoint=str(corrupt))
     assert proc.wait(timeout=30) == 2
     assert "checkpoint refused" in nodes.log("world_model") and str(corrupt) in nodes.log("world_model")
+
+
+def test_node_recovers_from_clock_jumps(trained, nodes, probe):
+    """Issue 14, finding 2: one frame stamped an hour ahead, then the clock set back an hour: the node
+    resets its context (counted) and predicts again, instead of dropping every later frame."""
+    _, run = trained
+    nodes.start("sim-world-model", "world_model", checkpoint=str(run / "best.pt"), rate_hz=0.0,
+                remap={"camera/image_raw": "/jump_camera"})
+    pub = probe.publisher(Image, "/jump_camera", qos_profile_sensor_data)
+    predictions = probe.subscribe(Image, "/world_model/prediction")
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 20, "world model up")
+    rng = np.random.default_rng(1)
+
+    def stream(t0: float, frames: int) -> None:
+        for k in range(frames):
+            pub.publish(image_message(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8),
+                                      stamp_from_seconds(t0 + 0.02 * k), "camera_optical_frame"))
+            probe.spin(0.02)
+
+    stream(5000.0, 20)
+    probe.wait_for(lambda: predictions, 10, "predictions before the jumps")
+    stream(5000.0 + 3600.0, 3)                 # frames an hour ahead
+    for t0 in (5000.5, 5000.5 - 3600.0):       # back to the stream, then the clock set back an hour
+        seen = len(predictions)
+        stream(t0, 20)
+        probe.wait_for(lambda: len(predictions) > seen, 10, f"predictions after the jump to {t0}")
+
+    def jumps() -> int:
+        values = [{kv.key: kv.value for kv in s.values} for d in diags for s in d.status]
+        return max((int(v["clock_jumps"]) for v in values if "clock_jumps" in v), default=0)
+    # Back from the hour ahead, and back an hour (best effort may lose the frames ahead: then only one).
+    probe.wait_for(lambda: jumps() >= 1, 5, "clock jumps counted")
