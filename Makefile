@@ -5,12 +5,16 @@ PY := $(VENV)/bin/python
 # Keep DDS discovery on this machine unless the caller says otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-unit demo bench clean
 setup:
 	@bash scripts/setup.sh
 
 test: setup
 	$(PY) -m pytest -q test
+
+# The no-DDS tier (pure cores, checkpoints, bags on disk): under 2 minutes.
+test-unit: setup
+	$(PY) -m pytest -q -m unit test
 
 demo: setup
 	$(VENV)/bin/photon demo

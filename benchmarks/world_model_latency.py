@@ -32,7 +32,7 @@ def simulated_frames(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bag_frames(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    from world_model_node.train import load_episodes
+    from photon_policy.learning.loop import load_episodes
     frames, commands = [], []
     for episode in load_episodes(data):
         frames.append(episode.frames)

@@ -67,9 +67,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     seeds = parse_seeds(args.seeds)
     checkpoint = None
-    if args.ckpt is not None:
-        from photon_policy.policy.cli import resolve_checkpoint
-        checkpoint = resolve_checkpoint(args.ckpt)
+    if args.driver == "policy":
+        from photon_policy.policy.cli import checked_checkpoint
+        checkpoint = checked_checkpoint(args.ckpt)  # refused here, before any node starts
+    elif args.ckpt is not None:
+        raise ValueError("--ckpt is for --driver policy")
     report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
                       log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint)
     if args.json:
@@ -88,8 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     driven_by = {"policy": "the shipped policy (camera -> world-model latent -> policy -> /drive)",
                  "expert": "the expert (pure pursuit on the track centre line)"}[args.driver]
     print(f"[photon] demo: {driven_by} drives CarRacing-v3 seed {args.seed} "
-          "through the ROS loop (lockstep, headless)", flush=True)
-    report = evaluate(args.driver, [args.seed], progress=False)
+          "through the ROS loop (lockstep, headless); starting the nodes takes ~10 s", flush=True)
+    report = evaluate(args.driver, [args.seed], progress=True)
     e = report.episodes[0]
     print(f"[photon] {args.driver} score on seed {e.seed}: {e.score:.1f} in {e.steps} steps ({e.reason}), "
           f"{report.steps_per_second:.0f} steps/s")
@@ -151,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ProfileError, ValueError) as exc:
+    except (ProfileError, ValueError, FileNotFoundError) as exc:
+        # FileNotFoundError: a path the user gave does not exist or holds nothing usable
+        # (e.g. `--data` with no bags); its message names the path.
         print(f"photon: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

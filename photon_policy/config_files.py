@@ -23,11 +23,12 @@ def describe(default: Any, description: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"description": description}, **kwargs)
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameter YAML -> {"a.b": value}: ROS 2's names for nested parameters."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -38,7 +39,7 @@ def node_parameters(path: Path, node: str) -> dict[str, Any]:
     data = yaml.safe_load(Path(path).read_text()) or {}
     if node not in data:
         raise KeyError(f"{path} has no parameters for node '{node}' (has: {', '.join(data)})")
-    return _flatten(data[node].get("ros__parameters", {}))
+    return flatten(data[node].get("ros__parameters", {}))
 
 
 def config_from_file(config_cls: type[ConfigT], path: Path, node: str, prefix: str = "") -> ConfigT:

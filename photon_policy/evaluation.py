@@ -1,24 +1,22 @@
-"""Evaluate a driver through the full ROS loop: the profile's nodes in lockstep, scores from sim/episode."""
+"""Evaluate a driver through the full ROS loop: the profile's nodes in lockstep (photon_policy.lockstep),
+scores from sim/episode."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import rclpy
-import rclpy.executors
-import rclpy.signals
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from photon_msgs.msg import EpisodeStatus
 from photon_policy.launcher import ProfileProcesses
+from photon_policy.lockstep import LockstepRun
 from photon_policy.profiles import load_profile
 
 DRIVER_PROFILES = {"expert": "sim", "policy": "sim-policy"}
@@ -98,20 +96,22 @@ class EpisodeMonitor(Node):
         self.first_status_at: float | None = None
         self.last_status_at: float | None = None
         self.last_done_at: float | None = None
+        self.current_episode, self.current_step = -1, 0
         self.create_subscription(EpisodeStatus, "sim/episode", self._on_status,
                                  QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+
+    def steps_done(self, max_steps: int) -> int:
+        """Steps of finished episodes, counted as max_steps each, plus the running one's: a progress count."""
+        return len(self.finished) * max_steps + (self.current_step if self.current_episode not in self.finished else 0)
 
     def _on_status(self, msg: EpisodeStatus) -> None:
         now = time.monotonic()
         self.first_status_at = self.first_status_at or now
         self.last_status_at = now
+        self.current_episode, self.current_step = int(msg.episode), int(msg.step)
         if msg.done and msg.reason != "shutdown" and msg.episode not in self.finished:
             self.finished[msg.episode] = EpisodeScore(int(msg.seed), float(msg.score), int(msg.step), msg.reason)
             self.last_done_at = now
-
-
-class EvaluationError(RuntimeError):
-    pass
 
 
 def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
@@ -129,41 +129,23 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
         node_overrides.setdefault("policy", {})["checkpoint"] = str(checkpoint)
     node_overrides.setdefault("simulator", {}).update(
         mode="lockstep", seeds=",".join(map(str, seeds)), repeat=False, max_steps=max_steps)
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-eval-"))
-    # A self-contained run: keep discovery on this machine unless the caller chose otherwise.
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    processes = ProfileProcesses(profile, node_overrides, log_dir=log_dir)
-
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    bar = _progress_bar(len(seeds), driver) if progress else None
-    monitor = executor = None
+    run = LockstepRun(EpisodeMonitor, log_dir, prefix="photon-eval-")
+    processes = ProfileProcesses(profile, node_overrides, log_dir=run.log_dir)
+    bar = _progress_bar(len(seeds) * max_steps, driver) if progress else None
     try:
-        monitor = EpisodeMonitor(context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(monitor)
-        processes.start()
-        started = time.monotonic()
-        while len(monitor.finished) < len(seeds):
-            executor.spin_once(timeout_sec=0.1)
-            if bar is not None:
-                bar.update(len(monitor.finished) - bar.n)
-            crashed = [n for n in processes.exited() if n.returncode != 0]
-            if crashed:
-                raise EvaluationError(f"node '{crashed[0].name}' exited with code {crashed[0].returncode}:\n"
-                                      f"{processes.log_tail(crashed[0].name)}")
-            last = monitor.last_status_at or started
-            if time.monotonic() - last > stall_timeout_s:
-                raise EvaluationError(f"no episode status for {stall_timeout_s:.0f} s (logs in {log_dir})")
+        with run:
+            monitor: EpisodeMonitor = run.monitor
+            run.start(processes)
+            stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
+
+            def check() -> None:
+                stalled()
+                if bar is not None:
+                    bar.update(monitor.steps_done(max_steps) - bar.n)
+            run.spin_until(lambda: len(monitor.finished) >= len(seeds), 7 * 24 * 3600.0, "the episodes", check)
     finally:
         if bar is not None:
             bar.close()
-        processes.stop()
-        if executor is not None:
-            executor.shutdown()
-        if monitor is not None:
-            monitor.destroy_node()
-        rclpy.try_shutdown(context=context)
 
     episodes = [monitor.finished[i] for i in sorted(monitor.finished)]
     total_steps = sum(e.steps for e in episodes)
@@ -172,6 +154,7 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
                       wall_time_s=span, steps_per_second=total_steps / span)
 
 
-def _progress_bar(total: int, driver: str):
+def _progress_bar(total_steps: int, driver: str):
+    """Counts simulator steps (an episode is up to max_steps of them), so the bar moves every second."""
     from tqdm import tqdm
-    return tqdm(total=total, desc=f"eval {driver}", unit="episode")
+    return tqdm(total=total_steps, desc=f"eval {driver}", unit="step", unit_scale=True)

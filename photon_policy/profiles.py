@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from photon_policy.config_files import flatten
 from photon_policy.paths import config_dir
 
 PACKAGE = "photon"
@@ -135,12 +136,55 @@ def executable_target(executable: str) -> str:
         "(not built yet, or the install is stale: run `make setup`)")
 
 
-def node_command(spec: NodeSpec, extra: dict[str, Any] | None = None) -> list[str]:
-    """argv that runs one node of a profile with this Python, no `ros2 run` needed."""
-    module, _, func = executable_target(spec.executable).partition(":")
+def declared_parameters(executable: str) -> set[str] | None:
+    """Names of every parameter a node executable declares (its module's PARAMETERS: config
+    dataclasses and prefixes), plus use_sim_time; None if the module does not list them."""
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module(executable_target(executable).partition(":")[0])
+    listed = getattr(module, "PARAMETERS", None)
+    if listed is None:
+        return None
+    return {"use_sim_time", *(prefix + f.name for cls, prefix in listed for f in dataclasses.fields(cls) if f.init)}
+
+
+def file_parameters(path: Path, node: str, wildcard: bool = True) -> dict[str, Any]:
+    """The parameters a --params-file sets for `node` (its own section and, with `wildcard`, `/**`)."""
+    data = yaml.safe_load(path.read_text()) or {}
+    out: dict[str, Any] = {}
+    for key in ("/**", node, f"/{node}") if wildcard else (node, f"/{node}"):
+        out.update(flatten((data.get(key) or {}).get("ros__parameters") or {}))
+    return out
+
+
+def check_parameters(spec: NodeSpec, extra: dict[str, Any] | None = None) -> None:
+    """ProfileError naming any parameter the node does not declare (a typo would be silently ignored
+    by ROS), from its parameter files, the profile's overrides or `extra` (--set)."""
     for path in spec.parameter_files:
         if not path.is_file():
             raise ProfileError(f"node '{spec.name}': missing parameter file {path}")
+    known = declared_parameters(spec.executable)
+    if known is None:
+        return
+    given = {name: "profile" for name in spec.overrides}
+    for path in spec.parameter_files:
+        # A `/**` section (config/vehicle.yaml) serves every node: each takes the names it declares,
+        # and ROS ignores the rest, so only the node's own sections must name known parameters.
+        given.update({name: path.name for name in file_parameters(path, spec.name, wildcard=False)})
+    given.update({name: "--set" for name in (extra or {})})
+    unknown = sorted(name for name in given if name not in known)
+    if unknown:
+        raise ProfileError(f"node '{spec.name}' ({spec.executable}) has no parameter "
+                           + ", ".join(f"'{n}' (from {given[n]})" for n in unknown)
+                           + f"; its parameters are: {', '.join(sorted(known))}")
+
+
+def node_command(spec: NodeSpec, extra: dict[str, Any] | None = None) -> list[str]:
+    """argv that runs one node of a profile with this Python, no `ros2 run` needed; ProfileError for a
+    missing parameter file or a parameter the node does not have."""
+    module, _, func = executable_target(spec.executable).partition(":")
+    check_parameters(spec, extra)
     bootstrap = f"import sys, {module} as m; sys.exit(m.{func}())"
     return [sys.executable, "-c", bootstrap, *spec.ros_args(extra)]
 
@@ -153,5 +197,9 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         node, dot, param = key.partition(".")
         if not sep or not dot or not node or not param:
             raise ValueError(f"--set '{item}': expected node.param=value")
-        out.setdefault(node, {})[param] = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:  # e.g. `policy.mode=[`: a user's typo, not a traceback
+            raise ValueError(f"--set '{item}': the value is not YAML ({str(exc).splitlines()[0]})") from None
+        out.setdefault(node, {})[param] = value
     return out

@@ -28,6 +28,14 @@ from photon_policy.launcher import start_node  # noqa: E402
 from photon_policy.profiles import load_profile, node_command  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tiers by directory: test/unit is `unit` (no DDS), test/ros is `ros` (real nodes over DDS)."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in ("unit", "ros"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
 class Probe:
     """A test's own node: subscribe, publish, and wait on conditions with deadlines."""
 

@@ -8,39 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 from pathlib import Path
 
-import yaml
+from photon_policy.learning import run_args
+
+SHIPPED = "world_model.pt"
 
 
 def resolve_checkpoint(ckpt: Path | None) -> Path:
     """A run directory means its best.pt; nothing means the shipped model."""
-    from world_model_node.shipped import default_checkpoint
-
-    if ckpt is None:
-        return default_checkpoint()
-    return ckpt / "best.pt" if ckpt.is_dir() else ckpt
+    return run_args.resolve_checkpoint(ckpt, SHIPPED, "world model")
 
 
 def train_config_from_args(args: argparse.Namespace):
     from world_model_node.model import WorldModelConfig
     from world_model_node.train import TrainConfig
 
-    values = yaml.safe_load(args.config.read_text()) if args.config else {}
-    model_values = values.pop("model", {}) or {}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
-    config = TrainConfig(**values, model=WorldModelConfig(**model_values))
-    config.data_dirs, config.out_dir = [str(d) for d in args.data], str(args.out)
+    values = run_args.config_values(args, TrainConfig)
+    values["model"] = WorldModelConfig(**(values.get("model") or {}))
     if args.init is not None:
-        config.init_from = str(resolve_checkpoint(args.init))
-    for name in ("max_steps", "batch_size", "device", "seed"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    return config
+        values["init_from"] = str(resolve_checkpoint(args.init))
+    return TrainConfig(**values)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -52,18 +40,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from world_model_node.evaluate import evaluate
-    from world_model_node.train import load_episodes
+    from photon_policy.learning.loop import load_episodes
+    from world_model_node.evaluate import COUNTERFACTUAL_CONTEXTS, evaluate
 
     ckpt = resolve_checkpoint(args.ckpt)
-    episodes = load_episodes(args.data)
+    print(f"[photon] reading the bags under {', '.join(map(str, args.data))}", flush=True)
+    episodes = load_episodes(args.data, args.strict_data)
+    if args.ground_truth != "none":
+        print(f"[photon] {len(episodes)} episode(s); the counterfactual's ground truth replays the simulator "
+              f"for up to {COUNTERFACTUAL_CONTEXTS} contexts (about 0.5 s each); --ground-truth none skips it",
+              flush=True)
     out_dir = args.json.parent if args.json else None
     report = evaluate(ckpt, episodes, out_dir=out_dir, latency_runs=args.latency_runs,
                       ground_truth=args.ground_truth, progress=True)
     report["checkpoint"] = str(ckpt)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"[photon] wrote {args.json} and the PNG strips beside it")
+        print(f"[photon] wrote {', '.join([str(args.json), *report['files']])}")
     print(f"{'horizon s':>9} {'PSNR model':>10} {'copy-last':>9} {'zero-act':>8} {'SSIM model':>10} {'copy-last':>9}")
     for i, h in enumerate(report["horizons_s"]):
         p, s = report["psnr"], report["ssim"]
@@ -92,21 +86,16 @@ def _fmt(values: list[float]) -> str:
 
 def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     wm = train_sub.add_parser("world-model", help="train the world model on recorded bags")
-    wm.add_argument("--data", type=Path, action="append", required=True,
-                    help="directory of bags (photon collect); repeat to add more")
+    run_args.add_run_arguments(wm, "TrainConfig (with `model:` for the network)")
     wm.add_argument("--init", type=Path, help="fine-tune: start from this checkpoint or run directory's weights")
-    wm.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, log.csv")
-    wm.add_argument("--config", type=Path, help="YAML of TrainConfig fields, with `model:` for the network")
-    wm.add_argument("--steps", dest="max_steps", type=int)
-    wm.add_argument("--batch-size", type=int)
-    wm.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    wm.add_argument("--seed", type=int)
     wm.set_defaults(func=cmd_train)
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", type=Path, help="checkpoint file or run directory (default: the shipped model)")
-    parser.add_argument("--data", type=Path, help="held-out bags to evaluate on")
+    parser.add_argument("--data", type=Path, action="append", help="held-out bags to evaluate on (repeatable)")
+    parser.add_argument("--strict-data", action="store_true",
+                        help="stop at a bag that cannot be read (default: skip and list it)")
     parser.add_argument("--latency-runs", type=int, default=0, help="also time video_pred at batch 1")
     parser.add_argument("--ground-truth", choices=("auto", "simulator", "none"), default="auto",
                         help="counterfactual ground truth: replay simulator bags and branch them "

@@ -1,13 +1,10 @@
 """Training windows cut from EpisodeArrays.
 
 A window is context_steps + horizon_steps frames, `stride` camera frames apart
-(stride = round(model_dt / camera_dt): 5 at 50 Hz and 0.1 s), and one action per
-frame: the mean of the commands applied over the `stride` camera frames that
-led up to it (Dreamer's convention: action t moved the car from frame t-1 to
-frame t; commands[k] is the command applied after camera frame k). The mean,
-not the command at one instant, because the motion between two model steps
-integrates every command in between; a held command averages to itself, which
-is what the node feeds for future steps.
+(world_model_node.interface.model_stride: 5 at 50 Hz and 0.1 s), and one action per
+frame as the interface defines it (interface.step_actions: the mean of the commands
+applied over the `stride` camera frames that led up to it). A held command averages
+to itself, which is what the node feeds for future steps.
 
 A window never spans two `segments` values (a dropped camera frame breaks the
 fixed stride) and starts no earlier than `skip_s` after the episode's first
@@ -24,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from photon_policy.bags.episode_arrays import EpisodeArrays
+from world_model_node import interface
 
 
 def camera_dt(episode: EpisodeArrays) -> float:
@@ -35,7 +33,7 @@ def camera_dt(episode: EpisodeArrays) -> float:
 
 def model_stride(model_dt: float, episode: EpisodeArrays) -> int:
     """Camera frames per model step."""
-    return max(1, round(model_dt / camera_dt(episode)))
+    return interface.model_stride(model_dt, camera_dt(episode))
 
 
 def window_starts(episode: EpisodeArrays, steps: int, stride: int, skip_s: float = 1.0) -> np.ndarray:
@@ -53,10 +51,8 @@ def window_starts(episode: EpisodeArrays, steps: int, stride: int, skip_s: float
 
 
 def window_actions(commands: np.ndarray, start: int, steps: int, stride: int) -> np.ndarray:
-    """(steps, 2) float32: for frame start + i*stride, the mean command over the stride
-    camera frames before it."""
-    idx = start - stride + np.arange(steps * stride)
-    return commands[idx].reshape(steps, stride, -1).mean(axis=1).astype(np.float32)
+    """(steps, 2) float32: the actions of frames start, start + stride, ... (interface.step_actions)."""
+    return interface.step_actions(commands, start + stride * np.arange(steps), stride)
 
 
 def window_motion(odom: np.ndarray, start: int, steps: int, stride: int, model_dt: float) -> np.ndarray:

@@ -31,10 +31,18 @@ import numpy as np
 import torch
 
 from photon_policy.bags.episode_arrays import EpisodeArrays
-from photon_policy.sim.replay import EpisodeReplay, ReplayMismatch
 from world_model_node.checkpoint import load_model
 from world_model_node.dataset import WindowDataset
 from world_model_node.model import WorldModel, horizon_seconds, psnr
+
+
+COUNTERFACTUAL_CONTEXTS = 200
+"""Contexts of the steering counterfactual (each branched in the simulator when it gives ground truth)."""
+
+
+class NoGroundTruth(RuntimeError):
+    """The simulator cannot give these episodes' counterfactual ground truth (no seed, or its replay
+    does not reproduce the recorded frames); the message says why."""
 
 
 # ---- image metrics ----------------------------------------------------------------------
@@ -159,10 +167,11 @@ def _car_xy(model: WorldModel) -> tuple[float, float]:
 
 
 def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
-                      dbw_config=None) -> tuple[dict[int, EpisodeReplay] | None, str]:
+                      dbw_config=None) -> tuple[dict | None, str]:
     """Replays of the episodes for the simulator's counterfactual ground truth, and why there are
     none: ground_truth "none" skips it, "simulator" requires it, "auto" uses it where every
-    episode carries a simulator seed (each replay is checked frame for frame as it branches)."""
+    episode carries a simulator seed (each replay is checked frame for frame as it branches).
+    The simulator (Gymnasium, Box2D) is imported only here: evaluating a real car's bags needs neither."""
     if ground_truth not in ("auto", "simulator", "none"):
         raise ValueError(f"ground_truth must be auto, simulator or none, not {ground_truth!r}")
     if ground_truth == "none":
@@ -171,8 +180,10 @@ def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
     if unseeded:
         why = f"episode(s) {', '.join(unseeded[:3])} carry no simulator seed"
         if ground_truth == "simulator":
-            raise ReplayMismatch(f"no simulator ground truth: {why}")
+            raise NoGroundTruth(f"no simulator ground truth: {why}")
         return None, why
+    from photon_policy.sim.replay import EpisodeReplay
+
     if dbw_config is None:
         from photon_policy.expert.in_process import shipped_configs
         dbw_config = shipped_configs()[1]
@@ -181,12 +192,14 @@ def simulator_replays(episodes: list[EpisodeArrays], ground_truth: str = "auto",
 
 @torch.inference_mode()
 def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
-             out_dir: str | Path | None = None, max_windows: int = 512, counterfactual_windows: int = 200,
+             out_dir: str | Path | None = None, max_windows: int = 512,
+             counterfactual_windows: int = COUNTERFACTUAL_CONTEXTS,
              strip_samples: int = 4, batch_size: int = 32, skip_s: float = 1.0, device: str = "cpu",
              threads: int = 2, latency_runs: int = 0, ground_truth: str = "auto", progress: bool = False) -> dict:
     """Metrics of `checkpoint` on windows evenly spread over `episodes` (held-out ones).
 
-    Returns (and with out_dir, writes eval.json, prediction_strip.png and counterfactual_strip.png):
+    Returns (and with out_dir, writes prediction_strip.png, and counterfactual_strip.png when the
+    simulator gave ground truth; result["files"] lists what was written):
       horizons_s: seconds ahead of each predicted frame
       psnr, ssim: {"model", "copy_last", "zero_action"}: one mean per horizon
       counterfactual_pass_rate: on the frames COUNTERFACTUAL_STEP ahead, the share of contexts
@@ -195,7 +208,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
       counterfactual: counts, rates per horizon, mean rotations, the simulator's own figures and
         the branch PSNRs (with ground truth), num_windows, num_episodes
       latency_ms (latency_runs > 0): p50/p99 of one video_pred at batch 1 on CPU
-    A replay that does not reproduce its bag raises ReplayMismatch, except under "auto", which
+    A replay that does not reproduce its bag raises NoGroundTruth, except under "auto", which
     then evaluates without ground truth and says why in counterfactual.ground_truth_note.
     """
     if threads > 0:
@@ -210,6 +223,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     pick = np.linspace(0, len(ds) - 1, min(max_windows, len(ds))).round().astype(int)
     cf_pick = set(pick[np.linspace(0, len(pick) - 1, min(counterfactual_windows, len(pick))).round()
                        .astype(int)].tolist())
+    strip_pick = set(pick[np.linspace(0, len(pick) - 1, min(strip_samples, len(pick))).round().astype(int)].tolist())
     replays, truth_note = simulator_replays(episodes, ground_truth)
     bar = None
     if progress and replays is not None:
@@ -241,7 +255,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
                 if replays is not None:
                     try:
                         sim = _simulator_branches(ds, [int(idx[j]) for j in sel], replays, steerings, speed.cpu(), hz)
-                    except ReplayMismatch as err:
+                    except NoGroundTruth as err:
                         if ground_truth == "simulator":
                             raise
                         replays, truth_note = None, str(err)
@@ -249,7 +263,7 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
                     if bar is not None:
                         bar.update(len(sel))
                 acc.add_counterfactual(rolls, sim, _car_xy(model), ctx[sel].cpu())
-            acc.add_strip(ctx, truth, pred, strip_samples)
+            acc.add_strip(*(t[[j for j, i in enumerate(idx) if int(i) in strip_pick]] for t in (ctx, truth, pred)))
     finally:
         if bar is not None:
             bar.close()
@@ -260,27 +274,32 @@ def evaluate(checkpoint: str | Path | WorldModel, episodes: list[EpisodeArrays],
     result["checkpoint"] = str(checkpoint) if not isinstance(checkpoint, WorldModel) else None
     if latency_runs > 0:
         result["latency_ms"] = measure_latency(model.cpu(), runs=latency_runs, threads=threads)
+    result["files"] = []
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "eval.json").write_text(json.dumps(result, indent=1))
         if acc.strip:
-            save_strip(acc.strip, result["horizons_s"], out / "prediction_strip.png")
+            result["files"].append(str(save_strip(acc.strip, result["horizons_s"], out / "prediction_strip.png")))
         if acc.branch_strip:
-            save_counterfactual_strip(acc.branch_strip, out / "counterfactual_strip.png")
+            result["files"].append(str(save_counterfactual_strip(acc.branch_strip, out / "counterfactual_strip.png")))
     return result
 
 
-def _simulator_branches(ds: WindowDataset, windows: list[int], replays: dict[int, EpisodeReplay],
+def _simulator_branches(ds: WindowDataset, windows: list[int], replays: dict,
                         steerings: tuple[float, ...], speeds: torch.Tensor, hz: int) -> torch.Tensor:
     """The simulator's frames for each window's branches: (S, len(steerings), hz, 3, H, W) in 0..1,
     branched at the window's last context frame, each steering held with that window's speed."""
+    from photon_policy.sim.replay import ReplayMismatch
+
     out = []
     for j, i in enumerate(windows):
         w = ds.index[i]
         last_context = int(ds.frame_indices(i)[ds.steps - hz - 1])
-        frames = replays[w.episode].branch(last_context, [(s, float(speeds[j])) for s in steerings], hz,
-                                           ds.strides[w.episode])
+        try:
+            frames = replays[w.episode].branch(last_context, [(s, float(speeds[j])) for s in steerings], hz,
+                                               ds.strides[w.episode])
+        except ReplayMismatch as err:
+            raise NoGroundTruth(str(err)) from err
         out.append(torch.from_numpy(frames).permute(0, 1, 4, 2, 3))
     return torch.stack(out).float() / 255.0
 
@@ -319,8 +338,8 @@ class _Accumulator:
         if len(self.branch_strip) < 3:
             self.branch_strip.append((ctx[0, -1], sim[0, :, COUNTERFACTUAL_STEP], rolls[0, :, COUNTERFACTUAL_STEP]))
 
-    def add_strip(self, ctx, truth, pred, samples: int) -> None:
-        for j in range(min(samples - len(self.strip), len(ctx))):
+    def add_strip(self, ctx, truth, pred) -> None:
+        for j in range(len(ctx)):
             self.strip.append((ctx[j].cpu(), truth[j].cpu(), pred[j].cpu()))
 
     def drop_simulator(self) -> None:

@@ -303,11 +303,14 @@ class WorldModel(nn.Module):
         into the carried state. Pass the previous state to continue a stream frame by frame
         (the node's incremental use); without it the first frame starts a fresh state and
         its action is unused."""
-        return self._observe_latents(self.encode(context_frames), self.to_float(context_frames),
-                                     context_actions, state)
+        return self.observe_latents(self.encode(context_frames), self.to_float(context_frames),
+                                    context_actions, state)
 
-    def _observe_latents(self, z: torch.Tensor, frames: torch.Tensor, actions: torch.Tensor,
-                         state: State | None) -> State:
+    def observe_latents(self, z: torch.Tensor, frames: torch.Tensor, actions: torch.Tensor,
+                        state: State | None) -> State:
+        """`observe` for frames already encoded: latents z (B, T, C, S, S), the frames themselves
+        (B, T, 3, H, W) float (the anchor predictions warp; a policy that predicts no frames may pass
+        a placeholder), actions (B, T, 2) raw. What a policy calls with its cached latents."""
         for t in range(z.shape[1]):
             if state is None:
                 state = self.initial_state(z[:, t], frames[:, t])
@@ -380,7 +383,7 @@ class WorldModel(nn.Module):
         k = self.config.context_steps
         x = self.to_float(frames)
         z = self.encode(x)
-        state = self._observe_latents(z[:, :k], x[:, :k], actions[:, :k], None)
+        state = self.observe_latents(z[:, :k], x[:, :k], actions[:, :k], None)
         imagined = self.imagine(state, actions[:, k:])
         parts = self._decode_parts(imagined)
         pred, gen = parts["pred"], parts["gen"]
@@ -421,10 +424,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB for frames in 0..1, reduced over the last three dims."""
     mse = ((pred.float() - target.float()) ** 2).mean(dim=(-3, -2, -1))
     return -10.0 * torch.log10(mse.clamp_min(1e-10))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def horizon_seconds(config: WorldModelConfig) -> list[float]:

@@ -24,14 +24,18 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
 from photon_msgs.msg import WorldModelState
+from photon_policy.paths import shipped_model
 from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
 from photon_policy.ros.node_runtime import ConfigError, declare_config, describe, run_node
 from photon_policy.ros.stamps import seconds_from_stamp
 from world_model_node.checkpoint import CheckpointError, load_model
+from world_model_node.interface import StampedValues
 from world_model_node.predictor import StreamingPredictor, candidates, strip
-from world_model_node.shipped import default_checkpoint
+
+
+SHIPPED = "world_model.pt"
 
 
 @dataclass
@@ -54,13 +58,17 @@ class WorldModelNodeParams:
             raise ValueError(f"device '{self.device}' is not cpu or cuda[:N]")
 
 
+PARAMETERS = ((WorldModelNodeParams, ""),)
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class WorldModelNode(Node):
     def __init__(self) -> None:
         super().__init__("world_model")
         self.params = p = declare_config(self, WorldModelNodeParams)
         torch.set_num_threads(p.threads)
         try:
-            path = p.checkpoint or str(default_checkpoint())
+            path = p.checkpoint or str(shipped_model(SHIPPED, "world model"))
             model, _ = load_model(path, map_location=p.device)
         except (CheckpointError, FileNotFoundError) as exc:
             raise ConfigError(f"checkpoint refused: {exc}") from exc
@@ -72,6 +80,7 @@ class WorldModelNode(Node):
         self.latencies: deque[float] = deque(maxlen=500)
         self.predictions = 0
         self._command = np.zeros(2, dtype=np.float32)
+        self._applied = StampedValues()
         self._last_prediction_stamp: float | None = None
 
         self.prediction_pub = self.create_publisher(Image, "world_model/prediction", QoSProfile(depth=2))
@@ -86,6 +95,7 @@ class WorldModelNode(Node):
         command = np.array([msg.drive.steering_angle, msg.drive.speed], dtype=np.float32)
         if np.all(np.isfinite(command)):
             self._command = command
+            self._applied.add(seconds_from_stamp(msg.header.stamp), command)
         else:
             self.nonfinite_commands += 1
 
@@ -96,8 +106,15 @@ class WorldModelNode(Node):
         stamp = seconds_from_stamp(msg.header.stamp)
         started = time.perf_counter()
         resets = self.predictor.resets
-        self.predictor.push(frame, stamp, self._command)
-        if self.predictor.resets != resets:
+        # The command applied since the previous frame: the newest stamped before this one.
+        applied = self._applied.before(stamp)
+        jumps = self.predictor.clock_jumps
+        self.predictor.push(frame, stamp, applied if applied is not None else np.zeros(2, np.float32))
+        if self.predictor.clock_jumps != jumps:
+            self._applied.clear()
+            self.get_logger().warning(f"camera stamps jumped back to {stamp:.3f} s: context reset",
+                                      throttle_duration_sec=2.0)
+        elif self.predictor.resets != resets:
             self.get_logger().warning("gap in the camera stream: context reset", throttle_duration_sec=2.0)
         if not self.predictor.ready or not self._prediction_due(stamp):
             return
@@ -135,7 +152,8 @@ class WorldModelNode(Node):
         dropped = sum(drops.values())
         values = {"predictions": self.predictions, "inference_ms_p50": f"{np.percentile(lat, 50):.1f}",
                   "inference_ms_p99": f"{np.percentile(lat, 99):.1f}", "dropped_frames": dropped,
-                  "context_resets": self.predictor.resets, "nonfinite_commands": self.nonfinite_commands,
+                  "frames_lost_in_transport": self.camera.lost,
+                  "context_resets": self.predictor.resets, "clock_jumps": self.predictor.clock_jumps, "nonfinite_commands": self.nonfinite_commands,
                   **{f"dropped_{k}": v for k, v in drops.items()}}
         problems = [text for text, bad in ((f"{dropped} frames dropped", dropped),
                                            (f"{self.nonfinite_commands} non-finite commands",

@@ -1,11 +1,12 @@
 """The world model over a live camera stream, ROS-free: what world_model_node runs per frame.
 
 Camera frames arrive at the camera rate (50 Hz in simulation); the model steps
-every `model_dt` (0.1 s). Every frame contributes the command applied after it
-to the next model step's action (their mean, as in training: dataset.py), and
-the frame at each model-step boundary is folded into the carried state. A gap
-in the stream (a dropped frame or a stall) resets the context rather than
-predicting from a stale one.
+every `model_dt` (0.1 s). The frame at each model-step boundary is folded into the
+carried state with the mean command applied over the step before it, as
+world_model_node.interface defines (the same as training). A gap in the stream (a
+dropped frame or a stall) resets the context rather than predicting from a stale one;
+so does a jump of the clock backwards by more than interface.RESTART_S (a bag that
+loops, a clock set by NTP): a later frame is otherwise "out of order" for ever.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from world_model_node.interface import RESTART_S, AppliedCommands
 from world_model_node.model import State, WorldModel
 
 
@@ -35,6 +37,9 @@ class StreamingPredictor:
         self.device = next(model.parameters()).device
         self.gap_s = gap_s if gap_s is not None else 2.5 * self.config.model_dt
         self.resets = 0
+        """Context resets: gaps in the stream and clock jumps."""
+        self.clock_jumps = 0
+        """Frames stamped more than RESTART_S before the previous one: a new stream (counted in resets too)."""
         self.out_of_order = 0
         self.reset()
 
@@ -43,7 +48,7 @@ class StreamingPredictor:
         self.observed = 0
         self._last_frame_stamp: float | None = None
         self._last_step_stamp: float | None = None
-        self._pending: list[np.ndarray] = []
+        self._applied = AppliedCommands(self.config.model_dt)
 
     @property
     def ready(self) -> bool:
@@ -55,20 +60,22 @@ class StreamingPredictor:
         since the previous frame. Returns True when the frame was folded into the state."""
         if self._last_frame_stamp is not None:
             dt = stamp - self._last_frame_stamp
-            if dt <= 0.0:
+            if -RESTART_S <= dt <= 0.0:
                 self.out_of_order += 1
                 return False
-            if dt > self.gap_s:
+            if dt > self.gap_s or dt < -RESTART_S:
                 self.resets += 1
+                self.clock_jumps += dt < -RESTART_S
                 self.reset()
-            else:
-                self._pending.append(np.asarray(applied, dtype=np.float32))
         self._last_frame_stamp = stamp
+        self._applied.add(stamp, applied)
         due = self._last_step_stamp is None or stamp - self._last_step_stamp >= 0.9 * self.config.model_dt
         if not due:
             return False
-        action = np.mean(self._pending, axis=0) if self._pending else np.zeros(2, dtype=np.float32)
-        self._pending.clear()
+        # The first step of a stream starts a fresh state: its action is unused.
+        first = self._last_step_stamp is None
+        action = np.zeros(2, np.float32) if first else self._applied.mean_over_step(stamp)
+        self._applied.forget_before(stamp - self.config.model_dt)
         self._last_step_stamp = stamp
         frames = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None, None].to(self.device)
         actions = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None, None]

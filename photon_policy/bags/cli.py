@@ -3,10 +3,12 @@
   photon record --out DIR [--topics T ...] [--storage mcap|sqlite3]
   photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N] [--set NODE.PARAM=VALUE]
   photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger round
+  photon bag reindex DIR                   # a bag cut by SIGKILL -> a complete, readable bag
 """
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from photon_policy.profiles import parse_overrides
@@ -20,6 +22,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     from photon_policy.bags.collect import recorder_profile
     from photon_policy.bags.recorder_node import main as recorder_main
 
+    from photon_policy.bags.recorder import check_output_dir
+
+    check_output_dir(args.out)  # before saying "recording"
     [spec] = recorder_profile(args.out, args.topics, args.storage).nodes
     print(f"[photon] recording into {args.out} until Ctrl-C", flush=True)
     return recorder_main(["photon-record", *spec.ros_args()])
@@ -38,12 +43,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
         seeds = list(range(COLLECT_FIRST_SEED, COLLECT_FIRST_SEED + args.episodes))
     else:
         raise ValueError("give --episodes N (seeds 1000..1000+N-1) or --seeds LIST")
-    if args.noise < 0.0:
-        raise ValueError(f"--noise {args.noise}: must be >= 0")
+    if not (math.isfinite(args.noise) and args.noise >= 0.0):  # argparse's float() takes 'inf' and 'nan'
+        raise ValueError(f"--noise {args.noise}: must be a finite number >= 0")
     checkpoint = None
-    if args.ckpt is not None:
-        from photon_policy.policy.cli import resolve_checkpoint
-        checkpoint = str(resolve_checkpoint(args.ckpt))
+    if args.driver == "policy":
+        from photon_policy.policy.cli import checked_checkpoint
+        checkpoint = str(checked_checkpoint(args.ckpt))  # refused here, before any bag folder exists
+    elif args.ckpt is not None:
+        raise ValueError("--ckpt is for --driver policy")
     paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
                     prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,
                     checkpoint=checkpoint, overrides=parse_overrides(args.set))
@@ -77,3 +84,31 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     col.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                      help="override a node parameter, e.g. expert.noise_correlation_time=0.2")
     col.set_defaults(func=cmd_collect)
+    add_bag_commands(subparsers)
+
+
+def cmd_bag_reindex(args: argparse.Namespace) -> int:
+    from photon_policy.bags.reindex import reindex
+
+    result = reindex(args.bag, keep_original=not args.no_backup, force=args.force)
+    if result.already_readable:
+        print(f"[photon] {args.bag} is complete and readable: nothing to do (--force rewrites it)")
+        return 0
+    for warning in result.warnings:
+        print(f"[photon] {warning}")
+    print(f"[photon] reindexed {args.bag}: {result.messages} messages on {len(result.topics)} topic(s)"
+          + (f"; the damaged storage kept as {', '.join(p.name for p in result.originals)}" if result.originals
+             else ""))
+    return 0
+
+
+def add_bag_commands(subparsers: argparse._SubParsersAction) -> None:
+    """`photon bag reindex DIR`."""
+    bag = subparsers.add_parser("bag", help="bag tools").add_subparsers(dest="bag_command", required=True)
+    rei = bag.add_parser("reindex", help="rebuild metadata.yaml and a complete MCAP/sqlite3 file for a bag cut "
+                                         "short (e.g. a recorder killed by SIGKILL), like `ros2 bag reindex`")
+    rei.add_argument("bag", type=Path, help="bag directory")
+    rei.add_argument("--no-backup", action="store_true", help="delete the damaged storage file instead of "
+                                                              "keeping it as <name>.orig")
+    rei.add_argument("--force", action="store_true", help="rewrite even a bag that reads cleanly")
+    rei.set_defaults(func=cmd_bag_reindex)

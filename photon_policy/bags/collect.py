@@ -26,8 +26,6 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
-import rclpy.executors
-import rclpy.signals
 from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Path as PathMsg
@@ -40,6 +38,7 @@ from photon_policy.bags.recorder import check_output_dir
 from photon_policy.bags.recorder_node import DEFAULT_TOPICS
 from photon_policy.bags.typestore import photon_typestore
 from photon_policy.launcher import ProfileProcesses
+from photon_policy.lockstep import LockstepRun, RunError
 from photon_policy.profiles import NodeSpec, Profile, load_profile
 
 PROFILE = "sim"
@@ -61,8 +60,8 @@ odometry in a reliable keep-last-10 history) overrun before it reads them."""
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class CollectError(RuntimeError):
-    pass
+class CollectError(RunError):
+    """A collected episode that cannot be trusted; the message says why and where the logs are."""
 
 
 def bag_name(seed: int, noise_std: float, prefix: str = "ep_") -> str:
@@ -162,6 +161,7 @@ class _Monitor(Node):
     def __init__(self, context: rclpy.Context, gate_drive: bool = False) -> None:
         super().__init__("photon_collect_monitor", context=context)
         self.final: EpisodeStatus | None = None
+        self.step = 0
         self.last_status_at: float | None = None
         self.track: PathMsg | None = None
         self.recorder: dict[str, str] = {}
@@ -192,6 +192,7 @@ class _Monitor(Node):
 
     def _on_status(self, msg: EpisodeStatus) -> None:
         self.last_status_at = time.monotonic()
+        self.step = max(self.step, int(msg.step))
         if msg.done and msg.reason != "shutdown" and self.final is None:
             self.final = msg
 
@@ -235,7 +236,7 @@ def _header_stamps(path: Path, topics: dict[str, str]) -> dict[str, set[int]]:
 def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 1000,
                     log_dir: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
                     stall_timeout_s: float = 60.0, ready_timeout_s: float = 60.0,
-                    wiring: Wiring | None = None) -> BagCheck:
+                    wiring: Wiring | None = None, on_step: Callable[[int], None] | None = None) -> BagCheck:
     """Record one lockstep episode on `seed` into the bag `path` (default wiring: the expert's,
     for `noise_std`).
 
@@ -249,7 +250,6 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
     """
     check_output_dir(path)
     wiring = wiring or collection_wiring("expert", noise_std)
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
     node_overrides = {k: dict(v) for k, v in wiring.overrides.items()}
     for node, values in (overrides or {}).items():
         node_overrides.setdefault(node, {}).update(values)
@@ -257,58 +257,38 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
                                                       max_steps=max_steps)
     node_overrides.setdefault("expert", {}).update(steering_noise_std=float(noise_std), noise_seed=seed)
     loop_topics = list(dict.fromkeys([*LOOP_TOPICS, wiring.command_topic, wiring.label_topic]))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    recorder = ProfileProcesses(recorder_profile(path), log_dir=log_dir)
-    sim = ProfileProcesses(wiring.profile, node_overrides, log_dir=log_dir)
+    run = LockstepRun(lambda context: _Monitor(context, wiring.gate_drive), log_dir, prefix="photon-collect-")
+    recorder = ProfileProcesses(recorder_profile(path), log_dir=run.log_dir)
+    sim = ProfileProcesses(wiring.profile, node_overrides, log_dir=run.log_dir)
     [simulator] = [n for n in sim.nodes if n.name == "simulator"]
-
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    monitor = executor = None
-
-    def healthy() -> None:
-        for processes in (recorder, sim):
-            _failed(processes, log_dir)
-
-    try:
-        monitor = _Monitor(context, wiring.gate_drive)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(monitor)
-        recorder.start()
-        sim.start()
+    with run:
+        monitor: _Monitor = run.monitor
+        run.start(recorder, sim)
         for node in sim.nodes:
             _lower_priority(node.process.pid, PRODUCER_NICENESS)
-        _spin_until(executor, lambda: monitor.track is not None and not monitor.unmatched(loop_topics),
-                    ready_timeout_s, "the recorder to hear every publisher", healthy,
-                    lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics)) or 'none'}, "
-                            f"track {'received' if monitor.track else 'missing'} (logs in {log_dir})")
+        run.spin_until(lambda: monitor.track is not None and not monitor.unmatched(loop_topics),
+                       ready_timeout_s, "the recorder to hear every publisher",
+                       detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics)) or 'none'}, "
+                                      f"track {'received' if monitor.track else 'missing'}")
         monitor.open_gates()
-        started = time.monotonic()
+        stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
 
-        def running() -> None:
-            healthy()
-            if time.monotonic() - (monitor.last_status_at or started) > stall_timeout_s:
-                raise CollectError(f"no episode status for {stall_timeout_s:.0f} s (logs in {log_dir})")
-
-        _spin_until(executor, lambda: simulator.returncode is not None, 24 * 3600.0, "the episode", running)
-        _failed(sim, log_dir)
+        def check() -> None:
+            stalled()
+            if on_step is not None:
+                on_step(monitor.step)
+        run.spin_until(lambda: simulator.returncode is not None, 7 * 24 * 3600.0, "the episode", check)
+        run.check_nodes()
         end = time.monotonic() + 5.0  # statuses still queued here: the final one may be among them
         while monitor.final is None and time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+            run.executor.spin_once(timeout_sec=0.05)
         codes = recorder.stop(grace_s=30.0)  # SIGINT: it drains what arrived and closes the bag
         if codes.get("recorder") != 0:
-            raise CollectError(f"recorder exited with code {codes.get('recorder')} (logs in {log_dir}):\n"
+            raise CollectError(f"recorder exited with code {codes.get('recorder')} (logs in {run.log_dir}):\n"
                                f"{recorder.log_tail('recorder')}")
-    finally:
-        recorder.stop()
-        sim.stop()
-        if executor is not None:
-            executor.shutdown()
-        if monitor is not None:
-            monitor.destroy_node()
-        rclpy.try_shutdown(context=context)
     if monitor.final is None:
-        raise CollectError(f"seed {seed}: the simulator exited without a final episode status (logs in {log_dir})")
+        raise CollectError(f"seed {seed}: the simulator exited without a final episode status "
+                           f"(logs in {run.log_dir})")
     return check_bag(path, monitor.final, wiring.command_topic, wiring.label_topic)
 
 
@@ -331,16 +311,18 @@ def collect(out_dir: Path | str, seeds: list[int], noise_std: float, max_steps: 
         raise CollectError(f"{len(existing)} bag(s) already exist, e.g. {existing[0]}; "
                            "choose another --out or remove them")
     log_root = log_dir or Path(tempfile.mkdtemp(prefix="photon-collect-"))
-    bar = _progress_bar(len(seeds)) if progress else None
+    bar = _progress_bar(len(seeds) * max_steps) if progress else None
     try:
         for seed, path in zip(seeds, paths):
+            done_before = bar.n if bar is not None else 0
             check = collect_episode(path, seed, noise_std, max_steps, log_dir=log_root / path.name,
-                                    overrides=overrides, wiring=wiring)
+                                    overrides=overrides, wiring=wiring,
+                                    on_step=(lambda step: bar.update(done_before + step - bar.n)) if bar else None)
             report = bar.write if bar is not None else print
             if not check.complete or progress:
                 report(f"[photon] {check.summary()}")
             if bar is not None:
-                bar.update(1)
+                bar.update(done_before + max_steps - bar.n)  # an episode ends early when its lap is done
     finally:
         if bar is not None:
             bar.close()
@@ -356,24 +338,7 @@ def _lower_priority(pid: int, niceness: int) -> None:
             pass
 
 
-def _spin_until(executor: rclpy.executors.Executor, done: Callable[[], bool], timeout_s: float,
-                what: str, check: Callable[[], None] = lambda: None, detail: Callable[[], str] = str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            raise CollectError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail()}")
-        executor.spin_once(timeout_sec=0.05)
-        check()
-
-
-def _failed(processes: ProfileProcesses, log_dir: Path) -> None:
-    crashed = [n for n in processes.exited() if n.returncode != 0]
-    if crashed:
-        node = crashed[0]
-        raise CollectError(f"node '{node.name}' exited with code {node.returncode} (logs in {log_dir}):\n"
-                           f"{processes.log_tail(node.name)}")
-
-
-def _progress_bar(total: int):
+def _progress_bar(total_steps: int):
+    """Counts simulator steps (episodes run up to max_steps each), so it moves every second."""
     from tqdm import tqdm
-    return tqdm(total=total, desc="collect", unit="episode")
+    return tqdm(total=total_steps, desc="collect", unit="step", unit_scale=True)

@@ -19,7 +19,6 @@ Only a bag with nothing to read raises BagError.
 """
 from __future__ import annotations
 
-import random
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +30,18 @@ import yaml
 from rosbags.rosbag2 import Reader, ReaderError
 
 from photon_policy.bags.typestore import photon_typestore
+
+try:  # what rosbags' chunk decompressors raise on damaged data: ZstdError is no ValueError
+    from rosbags.rosbag2.storage_mcap import zstd as _zstd
+    DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (_zstd.ZstdError,)
+except (ImportError, AttributeError):
+    DECOMPRESS_ERRORS = ()
+READ_ERRORS = (ReaderError, OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, EOFError,
+               OverflowError, MemoryError, struct.error, *DECOMPRESS_ERRORS)
+"""What rosbags raises on a damaged bag (lz4: RuntimeError; a file cut to its magic: TypeError; a record
+length corrupted to ~2**63, which rosbags tries to read or allocate: OverflowError, MemoryError; the last
+three found by the fuzz tier); anything else is a bug."""
+REINDEX_HINT = "run `photon bag reindex {path}` to make it readable by rosbags and ROS tools"
 from photon_policy.bags.episode_arrays import EpisodeArrays
 from photon_policy.ros.images import decode_image
 
@@ -63,28 +74,12 @@ class BagEpisode:
 # --- public API ----------------------------------------------------------------------------------
 
 def list_bags(root: Path | str) -> list[Path]:
-    """Every directory under `root` (itself included) that holds a metadata.yaml, sorted."""
+    """Every directory under `root` (itself included) that holds a bag, sorted: a metadata.yaml, or
+    a storage file without one (a recording cut by SIGKILL, which read_episodes reads and warns of)."""
     root = Path(root)
     if not root.is_dir():
         raise BagError(f"{root}: no such directory")
-    return sorted({p.parent for p in root.rglob("metadata.yaml")})
-
-
-def split_by_episode(names: Iterable[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Deterministic (train, val) split of episode names; an episode is never split.
-
-    The same names, fraction and seed always give the same split, whatever the input
-    order. With two or more episodes and val_fraction > 0, validation gets at least one
-    and training keeps at least one.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction} must be in [0, 1)")
-    unique = sorted(set(names))
-    random.Random(seed).shuffle(unique)
-    n_val = round(len(unique) * val_fraction)
-    if val_fraction > 0.0 and len(unique) >= 2:
-        n_val = min(max(n_val, 1), len(unique) - 1)
-    return sorted(unique[n_val:]), sorted(unique[:n_val])
+    return sorted({p.parent for pattern in ("metadata.yaml", "*.mcap", "*.db3") for p in root.rglob(pattern)})
 
 
 def read_episode(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", **topics: Any) -> BagEpisode:
@@ -129,13 +124,13 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
         warnings.append(f"no {DRIVE} messages on {' or '.join(drive_candidates)}: {what} are zeros")
     elif not teleop_msgs:
         warnings.append(f"no {DRIVE} messages on {teleop_topic}: teleop labels are zeros")
-    command_src = _commands(messages(driving, DRIVE) if driving else [])
-    teleop_src = _commands(teleop_msgs)
+    command_src = _commands(messages(driving, DRIVE) if driving else [], driving, warnings, path)
+    teleop_src = command_src if driving == teleop_topic else _commands(teleop_msgs, teleop_topic, warnings, path)
     imu_src = _vectors(messages(imu_topic, IMU), IMU, imu_topic, warnings,
-                       lambda m: (m.linear_acceleration.x, m.linear_acceleration.y, m.angular_velocity.z))
+                       lambda m: (m.linear_acceleration.x, m.linear_acceleration.y, m.angular_velocity.z), path)
     odom_src = _vectors(messages(odom_topic, ODOM), ODOM, odom_topic, warnings,
-                        lambda m: (m.twist.twist.linear.x, m.twist.twist.linear.y, m.twist.twist.angular.z))
-    statuses = _statuses(messages(episode_topic, STATUS))
+                        lambda m: (m.twist.twist.linear.x, m.twist.twist.linear.y, m.twist.twist.angular.z), path)
+    statuses = _statuses(messages(episode_topic, STATUS), episode_topic, warnings)
 
     episodes = []
     lower = None  # messages at or before the previous episode's last frame belong to it
@@ -170,7 +165,8 @@ def read_raw(path: Path, topics: set[str]) -> tuple[dict[str, list[tuple[int, by
     mcaps = sorted(path.glob("*.mcap"))
     if not (path / "metadata.yaml").is_file():
         # A recorder that was killed leaves its storage file without metadata.yaml.
-        note = f"{path}: no metadata.yaml (the recording was not closed?); read the storage file directly"
+        note = (f"{path}: no metadata.yaml (the recording was not closed?); read the storage file directly; "
+                + REINDEX_HINT.format(path=path))
         if mcaps:
             raw, types, warnings = _scan_mcaps(mcaps, topics, None)
             return raw, types, [note, *warnings]
@@ -181,11 +177,13 @@ def read_raw(path: Path, topics: set[str]) -> tuple[dict[str, list[tuple[int, by
         what = "empty directory" if not any(path.iterdir()) else "no metadata.yaml, .mcap or .db3 file"
         raise BagError(f"{path}: not a rosbag2 bag ({what})")
     try:
-        return _read_with_rosbags([path], topics, path, strict=bool(mcaps))
+        raw, types, warnings = _read_with_rosbags([path], topics, path, strict=bool(mcaps))
+        # A damaged chunk can also decompress into garbage that rosbags skips without a word.
+        return raw, types, warnings + _lost(raw, topics, _metadata_counts(path))
     except _RosbagsFailed as failed:
         raw, types, warnings = _scan_mcaps(mcaps, topics, _metadata_counts(path))
-        return raw, types, [f"{path}: rosbags cannot read it ({failed}); read the .mcap record by record",
-                            *warnings]
+        return raw, types, [f"{path}: rosbags cannot read it ({failed}); read the .mcap record by record; "
+                            + REINDEX_HINT.format(path=path), *warnings]
 
 
 class _RosbagsFailed(Exception):
@@ -206,7 +204,7 @@ def _read_with_rosbags(sources: list[Path], topics: set[str], bag: Path, strict:
                     raw.setdefault(c.topic, [])
                 for connection, timestamp, data in reader.messages(connections=connections):
                     raw[connection.topic].append((timestamp, bytes(data)))
-        except (ReaderError, OSError, KeyError, ValueError, struct.error) as exc:
+        except READ_ERRORS as exc:
             reason = str(exc) or type(exc).__name__
             if strict:
                 raise _RosbagsFailed(reason) from exc
@@ -238,12 +236,18 @@ def _scan_mcaps(files: list[Path], topics: set[str], expected: dict[str, int] | 
             warnings.append(f"{file.name}: {scan.problem}: read {len(scan.messages)} messages from the first "
                             f"{scan.good_bytes} of {scan.size} bytes; skipped the last "
                             f"{scan.size - scan.good_bytes} bytes")
-    if expected is not None:
-        lost = {t: n - len(raw.get(t, [])) for t, n in expected.items() if t in topics and n > len(raw.get(t, []))}
-        if lost:
-            warnings.append("messages listed in metadata.yaml but not readable: " +
-                            ", ".join(f"{t} {n}" for t, n in sorted(lost.items())))
-    return raw, types, warnings
+    return raw, types, warnings + _lost(raw, topics, expected)
+
+
+def _lost(raw: dict[str, list], topics: set[str], expected: dict[str, int] | None) -> list[str]:
+    """A warning naming the messages metadata.yaml lists but the reading did not find, if any."""
+    if expected is None:
+        return []
+    lost = {t: n - len(raw.get(t, [])) for t, n in expected.items() if t in topics and n > len(raw.get(t, []))}
+    if not lost:
+        return []
+    return ["messages listed in metadata.yaml but not readable: " +
+            ", ".join(f"{t} {n}" for t, n in sorted(lost.items()))]
 
 
 class McapScan:
@@ -255,7 +259,8 @@ class McapScan:
 
     MAGIC = b"\x89MCAP0\r\n"
 
-    def __init__(self, path: Path, topics: set[str]) -> None:
+    def __init__(self, path: Path, topics: set[str] | None) -> None:
+        """`topics`: the topics whose messages to keep; None keeps every topic's."""
         from rosbags.rosbag2.storage_mcap import decompress
 
         self._decompress = decompress
@@ -329,7 +334,7 @@ class McapScan:
     def _message(self, body: memoryview) -> None:
         channel_id, _, log_time, _ = struct.unpack_from("<HIQQ", body, 0)
         channel = self.channels.get(channel_id)
-        if channel is not None and channel[0] in self.topics:
+        if channel is not None and (self.topics is None or channel[0] in self.topics):
             self.messages.append((channel[0], channel[1], log_time, bytes(body[22:])))
 
     def _chunk(self, body: memoryview) -> bool:
@@ -341,8 +346,8 @@ class McapScan:
             raise ValueError("chunk data runs past its record")
         try:
             records = self._decompress(records, compression, uncompressed_size, crc)
-        except (ReaderError, RuntimeError, ValueError, OSError) as exc:
-            self.problem = f"damaged chunk ({exc})"
+        except (ReaderError, RuntimeError, ValueError, OSError, *DECOMPRESS_ERRORS) as exc:
+            self.problem = f"damaged chunk ({type(exc).__name__}: {exc})"
             return False
         self._records(memoryview(records), 0, len(records), top=False)
         return True
@@ -390,32 +395,57 @@ def _source(stamps: list[int], values: list[tuple[float, ...]], width: int):
     return s[order], v[order]
 
 
-def _commands(messages: list[tuple[int, bytes]]):
+def _deserialized(messages: list[tuple[int, bytes]], msgtype: str, topic: str | None, warnings: list[str]):
+    """The messages deserialized, in receive order; a damaged one is skipped and counted in `warnings`."""
     store = photon_typestore()
-    stamps, values = [], []
+    bad = 0
     for _, data in sorted(messages, key=lambda m: m[0]):
-        msg = store.deserialize_cdr(data, DRIVE)
+        try:
+            msg = store.deserialize_cdr(data, msgtype)
+            _stamp_ns(msg.header)
+        except Exception:  # noqa: BLE001 - rosbags raises several kinds for a damaged payload
+            bad += 1
+            continue
+        yield msg
+    if bad:
+        warnings.append(f"{topic}: skipped {bad} message(s) that do not deserialize as {msgtype} (damaged)")
+
+
+def _commands(messages: list[tuple[int, bytes]], topic: str | None, warnings: list[str], bag: Path):
+    stamps, values = [], []
+    for msg in _deserialized(messages, DRIVE, topic, warnings):
         stamps.append(_stamp_ns(msg.header))
         values.append((msg.drive.steering_angle, msg.drive.speed))
-    return _source(stamps, values, 2)
+    return _source(*_finite(stamps, values, topic, warnings, bag), 2)
 
 
-def _vectors(messages, msgtype: str, topic: str, warnings: list[str], pick):
+def _vectors(messages, msgtype: str, topic: str, warnings: list[str], pick, bag: Path):
     if not messages:
         warnings.append(f"no {msgtype} messages on {topic}: its columns are zeros")
-    store = photon_typestore()
     stamps, values = [], []
-    for _, data in sorted(messages, key=lambda m: m[0]):
-        msg = store.deserialize_cdr(data, msgtype)
+    for msg in _deserialized(messages, msgtype, topic, warnings):
         stamps.append(_stamp_ns(msg.header))
         values.append(pick(msg))
-    return _source(stamps, values, 3)
+    return _source(*_finite(stamps, values, topic, warnings, bag), 3)
 
 
-def _statuses(messages: list[tuple[int, bytes]]) -> list[Any]:
-    store = photon_typestore()
-    out = [store.deserialize_cdr(data, STATUS) for _, data in sorted(messages, key=lambda m: m[0])]
-    return sorted(out, key=lambda m: _stamp_ns(m.header))
+def _finite(stamps: list[int], values: list[tuple[float, ...]], topic: str | None, warnings: list[str],
+            bag: Path) -> tuple[list[int], list[tuple[float, ...]]]:
+    """Drop messages with a NaN or infinite value (reported): a model trained on them learns NaN
+    (`collect --noise inf` recorded NaN commands that trained to val_loss = nan). A topic whose
+    every message is non-finite is not data at all: BagError."""
+    keep = [i for i, v in enumerate(values) if all(np.isfinite(x) for x in v)]
+    if len(keep) == len(values):
+        return stamps, values
+    if not keep:
+        raise BagError(f"{bag}: all {len(values)} messages on {topic} hold non-finite values (NaN or inf)")
+    warnings.append(f"{topic}: skipped {len(values) - len(keep)} of {len(values)} message(s) holding non-finite "
+                    f"values (NaN or inf); the newest finite one before each frame is used")
+    return [stamps[i] for i in keep], [values[i] for i in keep]
+
+
+def _statuses(messages: list[tuple[int, bytes]], topic: str, warnings: list[str]) -> list[Any]:
+    return sorted(_deserialized(messages, STATUS, topic, warnings), key=lambda m: _stamp_ns(m.header))
 
 
 # --- alignment -----------------------------------------------------------------------------------

@@ -24,14 +24,6 @@ class BagWriteError(RuntimeError):
     """The bag cannot be created or written; the message names the path and the reason."""
 
 
-def make_qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:
-    """A rosbags QoS profile (for a topic's offered_qos_profiles) from the two settings that matter."""
-    return Qos(QosHistory.KEEP_LAST, depth,
-               QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
-               QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
-               INFINITE, INFINITE, QosLiveliness.AUTOMATIC, INFINITE, False)
-
-
 def check_output_dir(path: Path) -> None:
     """Raise BagWriteError unless `path` is absent or an empty directory."""
     if path.is_dir() and any(path.iterdir()):

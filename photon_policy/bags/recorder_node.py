@@ -65,6 +65,8 @@ CLOSE_QUIET_S = 0.25
 """At Ctrl-C, messages still on their way (the last frame's, sent just before the stop) are taken
 until none has arrived for this long; at most CLOSE_MAX_S."""
 CLOSE_MAX_S = 2.0
+IDLE_WARNING_S = 5.0
+"""With nothing but /diagnostics recorded for this long, the recorder warns (and again every 30 s)."""
 
 
 @dataclass
@@ -84,6 +86,10 @@ class RecorderParams:
             raise ValueError(f"topics must be a non-empty list of topic names, got {self.topics!r}")
         if self.depth < 1:
             raise ValueError(f"depth={self.depth} must be >= 1")
+
+
+PARAMETERS = ((RecorderParams, ""),)
+"""Every parameter the node declares: (config dataclass, name prefix)."""
 
 
 def subscription_qos(kind: str, depth: int) -> QoSProfile:
@@ -149,6 +155,8 @@ class RecorderNode(Node):
                 self._subscribe(topic, type_name, subscription_qos(kind, self.params.depth))
         create_wall_timer(self, 0.25, self._watch_graph)
         self.diagnostics = Diagnostics(self, "bag", self._diagnostic_report, hardware_id="rosbag2")
+        self._started = time.monotonic()
+        create_wall_timer(self, IDLE_WARNING_S, self._warn_if_idle)
         # Ctrl-C/SIGTERM end run_node's spin loop between callbacks (`finished`), never inside one:
         # a KeyboardInterrupt between taking a message and writing it would lose that message.
         self.finished = False
@@ -250,13 +258,27 @@ class RecorderNode(Node):
             self._warned.add(key)
             self.get_logger().warning(text)
 
+    def idle(self) -> bool:
+        """Nothing recorded but diagnostics (which include the recorder's own) for IDLE_WARNING_S."""
+        return (time.monotonic() - self._started >= IDLE_WARNING_S
+                and not any(n for topic, n in self.bag.counts.items() if topic != "/diagnostics"))
+
+    def _warn_if_idle(self) -> None:
+        if self.idle():
+            self.get_logger().warning(
+                f"nothing recorded but /diagnostics after {time.monotonic() - self._started:.0f} s: is anything "
+                f"publishing? (waiting for {', '.join(t for t in self.wanted if t != '/diagnostics')})",
+                throttle_duration_sec=30.0)
+
     def _diagnostic_report(self) -> tuple[dict, list[str]]:
         counts = self.bag.counts
         values = {"output": self.bag.path, "storage": self.params.storage, "state": "closed" if self.bag.closed
                   else "recording", "messages": sum(counts.values()), "bytes": self.bag.bytes_written,
                   "write_errors": self.write_errors, **{topic: counts[topic] for topic in self.wanted},
                   **{f"{topic} publishers": n for topic, n in self._matched.items()}}
-        return values, [f"{self.write_errors} write errors"] if self.write_errors else []
+        problems = [text for text, bad in ((f"{self.write_errors} write errors", self.write_errors),
+                                           ("nothing recorded but /diagnostics", self.idle())) if bad]
+        return values, problems
 
     def close_bag(self) -> None:
         """Drain until nothing has arrived for CLOSE_QUIET_S (at most CLOSE_MAX_S), then close."""

@@ -45,6 +45,10 @@ class ExpertNodeParams:
             raise ValueError(f"track_width={self.track_width} must be > 0")
 
 
+PARAMETERS = ((ExpertNodeParams, ""), (ExpertConfig, ""))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class ExpertNode(Node):
     def __init__(self) -> None:
         super().__init__("expert")

@@ -66,13 +66,13 @@ class ExpertConfig:
         for name in ("wheelbase", "lookahead_min", "max_speed", "max_lateral_accel", "max_accel",
                      "max_braking_decel", "curvature_window", "max_steering_angle",
                      "noise_correlation_time", "dt"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+            if not 0.0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name}={getattr(self, name)} must be finite and > 0")
         for name in ("rear_axle_offset", "lookahead_time", "speed_preview_time",
                      "steering_time_constant", "steering_noise_std", "steering_pulse_interval",
                      "steering_pulse_duration"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+            if not 0.0 <= getattr(self, name) < math.inf:  # inf noise makes NaN commands
+                raise ValueError(f"{name}={getattr(self, name)} must be finite and >= 0")
         if self.search_window < 1:
             raise ValueError(f"search_window={self.search_window} must be >= 1")
         if self.steering_pulse_interval > 0.0 and self.steering_noise_std <= 0.0:

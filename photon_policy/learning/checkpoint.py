@@ -37,6 +37,12 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def content_hash(ckpt: dict) -> str:
+    """The weights' content hash of a checkpoint dict read by read_checkpoint (computed for files
+    that predate stored hashes): how a checkpoint names the one it was trained from."""
+    return ckpt.get("weights_sha256") or weights_sha256(ckpt["model"])
+
+
 def file_sha256(path: str | Path) -> str:
     """Hash of a file's bytes (exported models, bags)."""
     h = hashlib.sha256()

@@ -68,6 +68,8 @@ class SharedSettings:
     """Continue from out_dir/last.pt when it exists."""
     progress: bool = True
     """Show a tqdm progress bar (rank 0)."""
+    strict_data: bool = False
+    """Stop at a bag that cannot be read, instead of skipping and listing it."""
 
 
 class LoopConfig(Protocol):
@@ -90,22 +92,12 @@ def dir_list(data_dirs: str | Path | Iterable[str | Path]) -> list[str]:
     return [str(data_dirs)] if isinstance(data_dirs, (str, Path)) else [str(d) for d in data_dirs]
 
 
-def load_episodes(data_dirs: str | Path | Iterable[str | Path]) -> list[EpisodeArrays]:
-    """Every episode of every bag under the data directories, as EpisodeArrays."""
-    from photon_policy.bags.reader import list_bags, read_episodes
+def load_episodes(data_dirs: str | Path | Iterable[str | Path], strict: bool = False) -> list[EpisodeArrays]:
+    """Every episode of every bag under the data directories, as EpisodeArrays; an unreadable bag
+    is skipped and listed, or with `strict` stops the run (photon_policy.bags.data_dirs)."""
+    from photon_policy.bags.data_dirs import read_data_dirs
 
-    dirs = dir_list(data_dirs)
-    episodes = []
-    for data_dir in dirs:
-        bags = list(list_bags(data_dir))
-        if not bags:
-            raise FileNotFoundError(f"no bags under {data_dir}")
-        for bag in bags:
-            reads = read_episodes(bag)
-            for warning in dict.fromkeys(w for read in reads for w in read.warnings):
-                print(f"[photon] {bag.name}: {warning}")  # what the reader skipped or filled in, once per bag
-            episodes.extend(read.arrays for read in reads)
-    return episodes
+    return [read.arrays for read in read_data_dirs(dir_list(data_dirs), strict).episodes]
 
 
 def lr_at(step: int, config: LoopConfig) -> float:
@@ -206,6 +198,7 @@ class RunLog:
 
     def __init__(self, out_dir: Path, columns: Sequence[str], fresh: bool) -> None:
         path = out_dir / "log.csv"
+        self.columns = list(columns)
         fresh = fresh or not path.exists()
         self._file = open(path, "w" if fresh else "a", newline="")
         self._csv = csv.writer(self._file)

@@ -8,34 +8,33 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
 
-import yaml
+from photon_policy.learning import run_args
 
 SHIPPED = "policy.pt"
 
 
 def resolve_checkpoint(ckpt: Path | None) -> Path:
     """A run directory means its best.pt; nothing means the shipped policy."""
-    from photon_policy.paths import shipped_model
+    return run_args.resolve_checkpoint(ckpt, SHIPPED, "policy")
 
-    if ckpt is None:
-        return shipped_model(SHIPPED, "policy")
-    return ckpt / "best.pt" if ckpt.is_dir() else ckpt
+
+def checked_checkpoint(ckpt: Path | None) -> Path:
+    """resolve_checkpoint, then read and verify the file: a bad checkpoint is refused before any
+    node starts (CheckpointError naming the problem)."""
+    from photon_policy.policy.checkpoint import load_policy_checkpoint
+
+    path = resolve_checkpoint(ckpt)
+    load_policy_checkpoint(path)
+    return path
 
 
 def train_config_from_args(args: argparse.Namespace):
     from photon_policy.policy.train import PolicyTrainConfig
     from world_model_node.cli import resolve_checkpoint as resolve_world_model
 
-    values = yaml.safe_load(args.config.read_text()) if args.config else {}
-    unknown = set(values or {}) - {f.name for f in fields(PolicyTrainConfig)}
-    if unknown:
-        raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
-    values = dict(values or {})
-    values["data_dirs"] = [str(d) for d in args.data]
-    values["out_dir"] = str(args.out)
+    values = run_args.config_values(args, PolicyTrainConfig)
     if args.scratch:
         values["scratch"] = True
     if args.world_model is not None or not values.get("world_model"):
@@ -45,9 +44,6 @@ def train_config_from_args(args: argparse.Namespace):
             if not values.get("scratch"):
                 raise ValueError(str(exc)) from exc
             values["world_model"] = ""  # from scratch, with the default world-model shape
-    for name in ("max_steps", "batch_size", "device", "seed"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
     return PolicyTrainConfig(**values)
 
 
@@ -60,12 +56,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from photon_policy.policy.export import export_torchscript
-
-    ckpt = resolve_checkpoint(args.ckpt)
-    out = args.out or ckpt.with_name(f"{ckpt.stem}.torchscript.pt")
-    export_torchscript(ckpt, out)
-    print(f"[photon] TorchScript policy: {out} (run it with policy_node parameter export:={out})")
+    ckpt = checked_checkpoint(args.ckpt)
+    if args.format == "onnx":
+        from photon_policy.policy.onnx_backend import export_onnx as export
+        out = args.out or ckpt.with_name(f"{ckpt.stem}.onnx")
+    else:
+        from photon_policy.policy.export import export_torchscript as export
+        out = args.out or ckpt.with_name(f"{ckpt.stem}.torchscript.pt")
+    print(f"[photon] exporting {ckpt} as {args.format}", flush=True)
+    export(ckpt, out)
+    print(f"[photon] {args.format} policy: {out} (run it with policy_node parameter export:={out})")
     return 0
 
 
@@ -73,21 +73,15 @@ def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     p = train_sub.add_parser("policy", help="behaviour cloning of the driving policy on recorded bags")
     p.add_argument("--world-model", type=Path,
                    help="world-model run directory or checkpoint to start from (default: the shipped one)")
-    p.add_argument("--data", type=Path, action="append", required=True,
-                   help="directory of bags; repeat for several (expert drives, DAgger rounds)")
-    p.add_argument("--out", type=Path, required=True, help="run directory: checkpoints, log.csv")
+    run_args.add_run_arguments(p, "PolicyTrainConfig (with `model:` for the head)")
     p.add_argument("--scratch", action="store_true",
                    help="same network, freshly initialised (the world model only sets its shape)")
-    p.add_argument("--config", type=Path, help="YAML of PolicyTrainConfig fields, with `model:` for the head")
-    p.add_argument("--steps", dest="max_steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)
 
 
 def add_export_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write the policy as TorchScript (ONNX: the onnx package is not installed)")
+    p = sub.add_parser("export", help="write the policy's per-frame compute as TorchScript or ONNX")
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     p.add_argument("--ckpt", type=Path, help="policy checkpoint or run directory (default: the shipped policy)")
-    p.add_argument("--out", type=Path, help="output file (default: <checkpoint>.torchscript.pt beside it)")
+    p.add_argument("--out", type=Path, help="output file (default: <checkpoint>.torchscript.pt or .onnx beside it)")
     p.set_defaults(func=cmd_export)

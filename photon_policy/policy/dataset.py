@@ -1,12 +1,9 @@
 """Behaviour-cloning samples cut from EpisodeArrays: what the policy sees at frame k, and the label.
 
-A sample is camera frame k at any phase (not only every model step), with:
-  frames   k - (T-1)s, ..., k - s, k   (T = context_steps, s = camera frames per model step)
-  actions  the mean applied command over the s frames before each (dataset.window_actions)
-  extras   [imu ax, ay, yaw_rate, odometry forward speed, applied steering] of frame k-1:
-           what a node has for certain when frame k arrives (the simulator publishes frame
-           k's odometry after its image, and the command applied since frame k-1 answered
-           frame k-1), so training and the node use the same, strictly older, inputs
+A sample is camera frame k at any phase (not only every model step), with the context
+frames, actions and extras that world_model_node.interface defines (the extras from frame
+k-1's IMU, odometry and command: what a node has for certain when frame k arrives, since
+the simulator publishes frame k's odometry after its image), and
   label    teleop[k]: the driver's command for frame k [steering rad, speed m/s]
 
 The window rules are the world model's (dataset.window_starts): every frame from the
@@ -20,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from photon_policy.bags.episode_arrays import EpisodeArrays
-from world_model_node.dataset import model_stride, split_episodes, window_actions, window_starts
+from world_model_node.dataset import model_stride, split_episodes, window_starts
+from world_model_node.interface import context_frames, extras_vector, step_actions
 
 __all__ = ["PolicySamples", "extras_at", "split_episodes"]
 
@@ -28,7 +26,7 @@ __all__ = ["PolicySamples", "extras_at", "split_episodes"]
 def extras_at(episode: EpisodeArrays, k: int) -> np.ndarray:
     """(5,) float32 extras for frame k (see module docstring), from frame k-1's aligned arrays."""
     j = k - 1
-    return np.array([*episode.imu[j], episode.odom[j, 0], episode.commands[j, 0]], dtype=np.float32)
+    return extras_vector(episode.imu[j], episode.odom[j, 0], episode.commands[j, 0])
 
 
 class PolicySamples(Dataset):
@@ -58,8 +56,9 @@ class PolicySamples(Dataset):
         ep, start = (int(v) for v in self.index[i])
         e, stride = self.episodes[ep], self.strides[ep]
         k = self.frame_index(i)
-        frames = e.frames[start + stride * np.arange(self.steps)]  # (T, H, W, 3)
+        context = context_frames(k, self.steps, stride)
+        frames = e.frames[context]  # (T, H, W, 3)
         return {"frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
-                "actions": torch.from_numpy(window_actions(e.commands, start, self.steps, stride)),
+                "actions": torch.from_numpy(step_actions(e.commands, context, stride)),
                 "extras": torch.from_numpy(extras_at(e, k)),
                 "label": torch.from_numpy(np.ascontiguousarray(e.teleop[k], dtype=np.float32))}

@@ -3,9 +3,9 @@
 Both backends take the same tensors (DrivingPolicy.frame_step): the new camera frame
 (1, 3, H, W) uint8, the cached latents of the earlier context frames (1, T-1, C, S, S),
 actions (1, T, 2) and extras (1, 5), and return (command (1, 2), the frame's latent).
-An exported file is a traced FrameStep with the PolicyConfig in an extra file
-(`photon_policy.json`), so it alone rebuilds everything the node needs. ONNX is not
-offered: the `onnx` package is not part of this environment.
+An exported TorchScript file is a traced FrameStep with the PolicyConfig in an extra file
+(`photon_policy.json`), so it alone rebuilds everything the node needs. The ONNX Runtime
+backend is photon_policy.policy.onnx_backend.
 """
 from __future__ import annotations
 
@@ -107,13 +107,23 @@ def load_torchscript(path: str | Path, device: Any = "cpu") -> TorchScriptComput
     return TorchScriptCompute(module, config, torch.device(device))
 
 
-def load_compute(checkpoint: str | Path, export: str, device: Any = "cpu") -> EagerCompute | TorchScriptCompute:
+BACKENDS = ("eager", "torchscript", "onnx")
+
+
+def load_compute(checkpoint: str | Path, export: str, device: Any = "cpu", threads: int = 1):
     """The node's backend: `export` is eager (the checkpoint in PyTorch), torchscript (the
-    checkpoint traced at start-up) or the path of a file written by `photon export`
-    (then `checkpoint` is not read)."""
+    checkpoint traced at start-up), onnx (the checkpoint exported once to ONNX and run by ONNX
+    Runtime) or the path of a file written by `photon export` (.onnx or TorchScript; then
+    `checkpoint` is not read)."""
+    from photon_policy.policy import onnx_backend
+
     if export in ("eager", "torchscript"):
         policy, _ = load_policy(checkpoint, map_location=device)
         if export == "eager":
             return EagerCompute(policy)
         return TorchScriptCompute(trace(policy), policy.config, torch.device(device))
+    if export == "onnx":
+        return onnx_backend.load_onnx(onnx_backend.cached_onnx(checkpoint), threads)
+    if Path(export).suffix == ".onnx":
+        return onnx_backend.load_onnx(export, threads)
     return load_torchscript(export, device)

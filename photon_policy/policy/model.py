@@ -1,18 +1,17 @@
 """The driving policy: the world model's encoder and dynamics, plus a head that drives.
 
-Inputs at camera frame k (the tensor interface between perception and policy):
-  frames    k - 2s, k - s, k with s = round(model_dt / camera_dt) (the world model's
-            context_steps = 3 at its 0.1 s step: frames k-10, k-5, k of a 50 Hz camera)
+Inputs at camera frame k, as world_model_node.interface defines them:
+  frames    k - 2s, k - s, k (the world model's context_steps = 3 at its 0.1 s step:
+            frames k-10, k-5, k of a 50 Hz camera)
   actions   (3, 2) raw [steering rad, speed m/s]: for each of those frames, the mean
-            command applied over the s camera frames before it (world_model_node.dataset
-            window_actions); the first is unused, as in the world model
-  extras    (5,) raw [ax m/s^2, ay m/s^2, yaw_rate rad/s, forward speed m/s, steering rad]:
-            the newest IMU and odometry stamped before frame k, and the command applied
-            since frame k-1 (the car's current control state)
+            command applied over the model step before it; the first is unused, as in the
+            world model
+  extras    (5,) raw [ax m/s^2, ay m/s^2, yaw_rate rad/s, forward speed m/s, steering rad]
+            (interface.EXTRAS): the car's state just before frame k
 Output: (2,) [steering_angle rad in +-max_steering_angle, speed m/s in 0..max_speed],
 the AckermannDrive fields of the command that answers frame k.
 
-The world model folds the three latents into its state (`_observe_latents`: one fresh
+The world model folds the three latents into its state (`observe_latents`: one fresh
 latent per step, the GRU carrying motion across them); `policy_features` of that state
 (GRU h + the summary of the newest latent) and the normalised extras feed an MLP.
 A node encodes each camera frame once and caches the latents (`frame_step`), so a frame
@@ -26,10 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from world_model_node.interface import EXTRAS
 from world_model_node.model import WorldModel, WorldModelConfig
 
-EXTRAS = ("imu_ax", "imu_ay", "imu_yaw_rate", "speed", "steering")
-"""The extras vector, in order."""
 
 
 @dataclass
@@ -111,10 +109,6 @@ class DrivingPolicy(nn.Module):
         return policy
 
     @property
-    def context_steps(self) -> int:
-        return self.world_model.config.context_steps
-
-    @property
     def latent_shape(self) -> tuple[int, int, int]:
         c = self.world_model.config
         return c.latent_channels, c.latent_size, c.latent_size
@@ -135,7 +129,7 @@ class DrivingPolicy(nn.Module):
         # The world model keeps the newest frame as the anchor its predictions warp; the policy
         # predicts no frames, so a placeholder stands in for it.
         anchors = latents.new_zeros(b, t, 1)
-        state = self.world_model._observe_latents(latents, anchors, actions, None)
+        state = self.world_model.observe_latents(latents, anchors, actions, None)
         features = self.world_model.policy_features(state)
         out = self.head(torch.cat([features, extras / self.extras_scale], -1))
         return torch.stack([torch.tanh(out[:, 0]), torch.sigmoid(out[:, 1])], -1) * self.output_scale

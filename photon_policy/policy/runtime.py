@@ -1,12 +1,12 @@
 """The policy over live streams, ROS-free: what policy_node runs per camera frame.
 
-Every camera frame is encoded once; its latent is cached with the command applied
-since the previous frame. For frame k at stamp t the policy reads the cached latents
-nearest t - model_dt and t - 2 model_dt (within a quarter model step), the mean
-applied command over the model step before each of those frames, and the newest IMU,
-odometry and applied command stamped strictly before t (as in training: see
-photon_policy.policy.dataset). Until that context exists (the first 0.2 s of a stream, or
-after a gap) the result says so and carries no command.
+Every camera frame is encoded once; its latent is cached, and the command applied since
+the previous frame is kept. For frame k at stamp t the policy reads what
+world_model_node.interface defines: the cached latents nearest t - model_dt and
+t - 2 model_dt (within a quarter model step), the mean applied command over the model step
+before each of those frames, and the extras from the newest IMU, odometry and applied command
+stamped strictly before t. Until that context exists (the first 0.2 s of a stream, or after
+a gap) the result says so and carries no command.
 
 Missing inputs (nothing on the topic within `input_timeout_s` before the frame):
   IMU       zeros (the policy drives from the camera; the IMU only refines)
@@ -23,9 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-RESTART_S = 1.0
-"""A frame stamped this much before the previous one starts a new stream (a restarted simulator
-or replay); a smaller step back is an out-of-order frame and is dropped."""
+from world_model_node.interface import RESTART_S, AppliedCommands, StampedValues, extras_vector
+
 
 Compute = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -46,25 +45,6 @@ class FrameResult:
 class _Frame:
     stamp: float
     latent: torch.Tensor  # (1, C, S, S)
-    applied: np.ndarray   # (2,) command applied since the previous frame
-
-
-class _Stream:
-    """Newest-first lookups of a timestamped input."""
-
-    def __init__(self, width: int) -> None:
-        self.items: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
-        self.width = width
-
-    def add(self, stamp: float, value) -> None:
-        self.items.append((stamp, np.asarray(value, dtype=np.float32)))
-
-    def before(self, t: float, not_older_than: float = -np.inf) -> np.ndarray | None:
-        """The newest value stamped strictly before t (and not before `not_older_than`)."""
-        for stamp, value in reversed(self.items):
-            if stamp < t:
-                return value if stamp >= not_older_than else None
-        return None
 
 
 class PolicyRuntime:
@@ -82,7 +62,8 @@ class PolicyRuntime:
 
     def reset(self) -> None:
         self._frames: deque[_Frame] = deque()
-        self.imu, self.odom, self.applied = _Stream(3), _Stream(1), _Stream(2)
+        self._applied_per_frame = AppliedCommands(self.dt)
+        self.imu, self.odom, self.applied = StampedValues(), StampedValues(), StampedValues()
         self.last_stamp: float | None = None
 
     def add_imu(self, stamp: float, ax: float, ay: float, yaw_rate: float) -> None:
@@ -118,14 +99,15 @@ class PolicyRuntime:
         if odom is None:
             missing.append("odom")
             odom = applied[1:2]
-        extras = np.concatenate([imu, odom, applied[:1]]).astype(np.float32)
+        extras = extras_vector(imu, float(odom[0]), float(applied[0]))
 
         context = [self._nearest(stamp - i * self.dt) for i in range(self.steps - 1, 0, -1)]
         ready = all(f is not None for f in context)
-        current = _Frame(stamp, torch.empty(0), applied)
+        current = _Frame(stamp, torch.empty(0))
+        self._applied_per_frame.add(stamp, applied)
         if ready:
             past = torch.cat([f.latent[:, None] for f in context], 1)
-            actions = np.stack([self._mean_applied(f, current) for f in (*context, current)])
+            actions = np.stack([self._applied_per_frame.mean_over_step(f.stamp) for f in (*context, current)])
         else:
             past = torch.zeros(1, self.steps - 1, *self.latent_shape, device=self.device)
             actions = np.zeros((self.steps, 2), np.float32)
@@ -139,14 +121,9 @@ class PolicyRuntime:
         self._frames.append(current)
         while self._frames and self._frames[0].stamp < stamp - self.steps * self.dt:
             self._frames.popleft()
+        self._applied_per_frame.forget_before(stamp - self.steps * self.dt)
         return FrameResult("ok" if ready else "no_context", command if ready else None, tuple(missing), elapsed)
 
     def _nearest(self, t: float) -> _Frame | None:
         best = min(self._frames, key=lambda f: abs(f.stamp - t), default=None)
         return best if best is not None and abs(best.stamp - t) <= self.tolerance else None
-
-    def _mean_applied(self, frame: _Frame, current: _Frame) -> np.ndarray:
-        """Mean of the commands applied over the model step before `frame` (window_actions)."""
-        lo = frame.stamp - self.dt + 1e-4  # frame stamps are rounded to nanoseconds
-        within = [f.applied for f in (*self._frames, current) if lo < f.stamp <= frame.stamp]
-        return np.mean(within, axis=0) if within else frame.applied

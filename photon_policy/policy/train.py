@@ -6,31 +6,30 @@
 The policy starts from a world-model checkpoint (its encoder and dynamics; the head is new)
 or, with `scratch`, the same network freshly initialised: the comparison that shows what the
 world model is worth. The loop, DDP, logging and resuming are the world model's
-(photon_policy.learning.loop); last.pt and best.pt (lowest validation loss) are self-describing
-policy checkpoints (photon_policy.policy.checkpoint).
+(photon_policy.learning.trainer); last.pt and best.pt (lowest validation loss) are self-describing
+policy checkpoints (photon_policy.policy.checkpoint) that name the world model they started from by
+its content hash (extra.world_model_sha256).
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from photon_policy.learning import loop as training
 from photon_policy.bags.episode_arrays import EpisodeArrays
-from photon_policy.policy.checkpoint import CheckpointError, load_policy_checkpoint, save_policy
+from photon_policy.learning import loop, trainer
+from photon_policy.learning.checkpoint import content_hash
+from photon_policy.policy.checkpoint import load_policy_checkpoint, save_policy
 from photon_policy.policy.dataset import PolicySamples, split_episodes
 from photon_policy.policy.model import DrivingPolicy, PolicyConfig, bc_loss
 from world_model_node.checkpoint import load_checkpoint as load_world_model_checkpoint
-from world_model_node.model import WorldModelConfig, count_parameters
+from world_model_node.model import WorldModelConfig
 
 
 @dataclass
-class PolicyTrainConfig(training.SharedSettings):
+class PolicyTrainConfig(loop.SharedSettings):
     data_dirs: list = field(default_factory=lambda: ["data/bags"])
     """Directories of recorded bags (expert drives, DAgger rounds, ...), all used together."""
     out_dir: str = "runs/policy"
@@ -60,7 +59,7 @@ class PolicyTrainConfig(training.SharedSettings):
     """Validation samples, spread evenly over the held-out episodes."""
 
     def __post_init__(self) -> None:
-        self.data_dirs = training.dir_list(self.data_dirs)
+        self.data_dirs = loop.dir_list(self.data_dirs)
         if not self.world_model and not self.scratch:
             raise ValueError("give a world-model checkpoint to start from (or scratch=True)")
         if not 0.0 <= self.world_model_lr_scale:
@@ -100,89 +99,43 @@ def train(config: PolicyTrainConfig, episodes: list[EpisodeArrays] | None = None
     """Run (or resume) training; returns the path of the best checkpoint (last.pt without validation).
 
     `episodes` bypasses data_dirs (tests, in-process tools)."""
-    return training.run_processes(config.device, lambda procs: _train(config, episodes, procs))
+    return loop.run_processes(config.device, lambda procs: _train(config, episodes, procs))
 
 
-def _train(config: PolicyTrainConfig, episodes, procs: training.Processes) -> Path:
-    world, device = procs.world, procs.device
-    out = training.prepare(config, procs)
-
+def _train(config: PolicyTrainConfig, episodes, procs: loop.Processes) -> Path:
+    loop.prepare(config, procs)
     pc = config.policy_config()
     wm = pc.wm
-    episodes = episodes if episodes is not None else training.load_episodes(config.data_dirs)
+    episodes = episodes if episodes is not None else loop.load_episodes(config.data_dirs, config.strict_data)
     train_eps, val_eps = split_episodes(episodes, config.val_fraction)
     train_ds = PolicySamples(train_eps, wm.context_steps, wm.model_dt, config.skip_s)
-    val_ds = training.even_subset(PolicySamples(val_eps, wm.context_steps, wm.model_dt, config.skip_s),
-                                  config.val_samples) if val_eps else None
-    per_rank = config.batch_size // world
-    if len(train_ds) < config.batch_size:
-        raise ValueError(f"{len(train_ds)} training samples, fewer than one batch of {config.batch_size}")
-
+    val_ds = loop.even_subset(PolicySamples(val_eps, wm.context_steps, wm.model_dt, config.skip_s),
+                              config.val_samples) if val_eps else None
+    provenance = {}
     if config.scratch:
         policy = DrivingPolicy(pc)
     else:
-        policy = DrivingPolicy.from_world_model(config.world_model, **config.model)
-    policy.to(device)
+        start = load_world_model_checkpoint(config.world_model)
+        policy = DrivingPolicy(pc)
+        policy.world_model.load_state_dict(start["model"])
+        provenance["world_model_sha256"] = content_hash(start)
+    policy.to(procs.device)
     opt = torch.optim.AdamW([
         {"params": policy.head_parameters()},
         {"params": policy.world_model_parameters(), "lr_scale": config.world_model_lr_scale,
          "frozen_until": config.freeze_world_model_steps}],
         lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
-    step, best = 0, math.inf
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if config.resume and last_path.exists():
-        ckpt = load_policy_checkpoint(last_path, expected_config=pc, map_location=device)
-        policy.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        best = ckpt["extra"].get("best_val_loss", math.inf)
-        if ckpt["train_config"].get("seed") != config.seed:
-            raise CheckpointError(f"{last_path}: written with seed {ckpt['train_config'].get('seed')}, "
-                                  f"this run has seed {config.seed}: refusing a resume that would not continue it")
-    # Parts of the world model compute what the policy does not read (the dynamics' next latent
-    # map): those parameters get no gradient, which DDP must be told.
-    ddp = DistributedDataParallel(policy, find_unused_parameters=True) if procs.distributed else policy
-
-    log = None
-    if procs.is_main:
-        log = training.RunLog(out, ["step", "epoch", "train_loss", "val_loss", "val_steering_mae",
-                                    "val_speed_mae", "samples_per_s", "lr", "elapsed_s"], fresh=step == 0)
-        start = "scratch" if config.scratch else f"world model {config.world_model}"
-        print(f"policy ({start}): {count_parameters(policy)} parameters, {len(train_ds)} train samples from "
-              f"{len(train_eps)} episodes, {len(val_ds) if val_ds else 0} val samples from {len(val_eps)}, "
-              f"{world} process(es) on {device}, step {step}/{config.max_steps}", flush=True)
-    t_start = time.perf_counter()
-
-    def forward(batch: dict) -> tuple[torch.Tensor, dict]:
-        return bc_loss(ddp(batch["frames"], batch["actions"], batch["extras"]), batch["label"],
-                       policy.output_scale, config.steering_weight, config.speed_weight)
-
-    def on_interval(at: training.Interval) -> None:
-        nonlocal best
-        row = {"train_loss": at.train_loss, "samples_per_s": at.samples_per_s, "lr": at.lr}
-        if val_ds is not None:
-            row |= validate(policy, val_ds, device, max(per_rank, 64), config)
-        improved = val_ds is not None and row["val_loss"] < best
-        best = min(best, row.get("val_loss", math.inf))
-        kw = dict(step=at.step, epoch=at.epoch, train_config=config.to_dict(), metrics=row,
-                  extra={"best_val_loss": best, "world_size": world,
-                         "train_episodes": [e.name for e in train_eps],
-                         "val_episodes": [e.name for e in val_eps]})
-        save_policy(last_path, policy, opt, **kw)
-        if improved:
-            save_policy(best_path, policy, **kw)
-        nan = float("nan")
-        log.write(at.step, [at.step, at.epoch, f"{row['train_loss']:.6f}", f"{row.get('val_loss', nan):.6f}",
-                            f"{row.get('val_steering_mae', nan):.5f}", f"{row.get('val_speed_mae', nan):.3f}",
-                            f"{at.samples_per_s:.1f}", f"{at.lr:.6g}", f"{time.perf_counter() - t_start:.1f}"], row)
-        at.write(f"step {at.step}: train {row['train_loss']:.5f} val {row.get('val_loss', nan):.5f}, "
-                 f"MAE steering {row.get('val_steering_mae', nan):.4f} rad, speed "
-                 f"{row.get('val_speed_mae', nan):.2f} m/s, {at.samples_per_s:.0f} samples/s")
-
-    try:
-        training.fit(config, policy, forward, opt, train_ds, procs, step, on_interval,
-                     lambda m: {"loss": f"{m['loss']:.4f}", "steer": f"{m['steering_mae']:.3f}"})
-    finally:
-        if log is not None:
-            log.close()
-    return best_path if best_path.exists() else last_path
+    val_batch = max(config.batch_size // procs.world, 64)
+    return trainer.run(config, trainer.Task(
+        name="policy (scratch)" if config.scratch else f"policy (from world model {config.world_model})",
+        model=policy, optimizer=opt, train_set=train_ds, val_set=val_ds,
+        loss=lambda m, b: bc_loss(m(b["frames"], b["actions"], b["extras"]), b["label"], policy.output_scale,
+                                  config.steering_weight, config.speed_weight),
+        validate=lambda: validate(policy, val_ds, procs.device, val_batch, config),
+        val_columns=("val_loss", "val_steering_mae", "val_speed_mae"), metric="val_loss", higher_is_better=False,
+        save=save_policy, load=lambda path: load_policy_checkpoint(path, expected_config=pc, map_location=procs.device),
+        postfix=lambda m: {"loss": f"{m['loss']:.4f}", "steer": f"{m['steering_mae']:.3f}"},
+        # The world model computes parts the policy never reads (the dynamics' next latent map).
+        find_unused_parameters=True,
+        extra={"train_episodes": [e.name for e in train_eps], "val_episodes": [e.name for e in val_eps],
+               **provenance}), procs)

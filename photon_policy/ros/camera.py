@@ -7,7 +7,7 @@ that reaches the node's callback.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Any, Callable
 
 import cv2
@@ -36,6 +36,11 @@ class CameraIntake:
         self.warn = warn
         self.drops: Counter[str] = Counter()
         self.frames = 0
+        self.lost = 0
+        """Frames that never arrived, judged from gaps in the stamps (a transport that cannot carry
+        a frame, e.g. Fast DDS best effort with frames larger than its buffers, drops it silently)."""
+        self._last_stamp: float | None = None
+        self._intervals: deque[float] = deque(maxlen=50)
 
     def frame(self, msg: Any) -> np.ndarray | None:
         compressed = hasattr(msg, "format") and not hasattr(msg, "encoding")
@@ -46,7 +51,20 @@ class CameraIntake:
         if frame is None:
             return self.drop(f"encoding_{msg.encoding or 'empty'}", f"cannot convert encoding '{msg.encoding}'")
         self.frames += 1
+        self._count_lost(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         return to_model_frame(frame, self.size)
+
+    def _count_lost(self, stamp: float) -> None:
+        last, self._last_stamp = self._last_stamp, stamp
+        if last is None or stamp <= last:
+            return
+        interval = stamp - last
+        if len(self._intervals) >= 10:
+            typical = float(np.median(self._intervals))
+            if interval > 1.5 * typical:
+                self.lost += round(interval / typical) - 1
+                return  # a gap is not the camera's rate
+        self._intervals.append(interval)
 
     def drop(self, reason: str, detail: str) -> None:
         self.drops[reason] += 1

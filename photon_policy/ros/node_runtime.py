@@ -12,11 +12,12 @@ signal raises KeyboardInterrupt at once.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import signal
 import sys
 import time
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -50,9 +51,13 @@ def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> C
         if node.has_parameter(name):  # declared already (automatically_declare_parameters_from_overrides)
             value = node.get_parameter(name).value
         else:
-            descriptor = ParameterDescriptor(description=f.metadata.get("description", ""))
+            # rclpy types a parameter from its default and raises InvalidParameterTypeException (a
+            # crash at start-up, naming nothing we wrote) for an override of another type, e.g.
+            # `rate_hz:=20` for a float. Dynamic typing lets any value through to the check below,
+            # which converts an integer for a float and names the parameter for anything else.
+            descriptor = ParameterDescriptor(description=f.metadata.get("description", ""), dynamic_typing=True)
             value = node.declare_parameter(name, default, descriptor).value
-        if isinstance(default, list) and value is not None and not isinstance(value, (str, bytes)):
+        if isinstance(default, list) and isinstance(value, array.array):
             value = list(value)  # array parameters come back as array.array
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # YAML `1` for a float parameter is a user's habit, not an error
@@ -85,10 +90,6 @@ def publish_delivered(node: Node, publisher: Any, msg: Any, timeout_s: float = 1
         time.sleep(0.01)
     publisher.publish(msg)
     publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.1)))
-
-
-class SafeStateNode(Protocol):
-    def publish_safe_state(self) -> None: ...
 
 
 class _StopRequest:

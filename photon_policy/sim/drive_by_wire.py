@@ -76,12 +76,12 @@ class DriveByWireConfig:
     def __post_init__(self) -> None:
         for name in ("max_steering_angle", "max_speed", "full_gas_accel", "lateral_grip",
                      "wheelbase", "brake_decel_per_unit", "max_brake"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+            if not 0.0 < getattr(self, name) < math.inf:  # an infinite limit is no limit
+                raise ValueError(f"{name}={getattr(self, name)} must be finite and > 0")
         for name in ("max_reverse_speed", "speed_kp", "speed_ki", "integral_limit", "coast_band",
                      "traction_gas_offset", "traction_gas_per_speed"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name}={getattr(self, name)} must be finite and >= 0")
 
 
 @dataclass(frozen=True)

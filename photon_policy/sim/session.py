@@ -19,6 +19,7 @@ class CommandInForce:
     steering_angle: float
     speed: float
     received_at: float  # wall-clock seconds
+    stamp: float | None = None  # the command's header stamp, s (None: not given)
 
 
 class SimulationSession:
@@ -62,14 +63,27 @@ class SimulationSession:
         self.tick += 1
         return True
 
-    def accept_command(self, steering_angle: float, speed: float, now: float) -> tuple[str, ...]:
+    def accept_command(self, steering_angle: float, speed: float, now: float,
+                       stamp: float | None = None) -> tuple[str, ...]:
         """Sanitize and hold a command; returns the problems found (each counted)."""
         cmd = sanitize_command(steering_angle, speed, self.dbw_config)
         self.counters["commands"] += 1
         for problem in cmd.problems:
             self.counters[problem] += 1
-        self.command = CommandInForce(cmd.steering_angle, cmd.speed, now)
+        self.command = CommandInForce(cmd.steering_angle, cmd.speed, now, stamp)
         return cmd.problems
+
+    def supersedes(self, stamp: float, now: float, timeout: float | None) -> bool:
+        """False (and counted) for a command stamped before the one in force while that one is
+        still fresh: a drive-by-wire car acts on the newest command, and one that arrives late
+        (delayed, queued behind a busy executor) must not undo a newer one. A stale command in
+        force accepts anything, so a commander whose clock jumped back brakes the car for at most
+        one timeout instead of locking it out."""
+        held = self.command
+        if held is None or held.stamp is None or stamp >= held.stamp or self.command_is_stale(now, timeout):
+            return True
+        self.counters["commands_older_than_in_force"] += 1
+        return False
 
     def command_is_stale(self, now: float, timeout: float | None) -> bool:
         if self.command is None:

@@ -11,7 +11,11 @@ Publishes (defaults; all relative, so remappable and namespaceable):
   sim/track          nav_msgs/Path, the track centre line (transient local; privileged, for the expert)
   /diagnostics       diagnostic_msgs/DiagnosticArray, 1 Hz
 Subscribes:
-  drive              ackermann_msgs/AckermannDriveStamped (steering angle rad, speed m/s)
+  drive              ackermann_msgs/AckermannDriveStamped (steering angle rad, speed m/s); reliable,
+                     depth 1: the newest command waiting replaces older ones, and one stamped
+                     before the command in force is dropped (counted), so the car never acts on
+                     a queued old command. Diagnostics report each command's age on arrival
+                     (the simulator's clock minus its stamp).
 
 Clock modes: `realtime` steps at rate_hz and brakes when the command is older
 than command_timeout (wall); `lockstep` steps once the command stamped with the
@@ -20,7 +24,10 @@ current frame's stamp arrives, so a run is deterministic and as fast as the loop
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from ackermann_msgs.msg import AckermannDriveStamped
 from nav_msgs.msg import Odometry, Path
@@ -36,7 +43,7 @@ from photon_policy.ros.node_runtime import create_wall_timer, declare_config, de
 from photon_policy.seeds import parse_seeds
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
-from photon_policy.ros.stamps import stamp_from_seconds
+from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
 from photon_policy.sim import messages
 from photon_policy.sim.carracing import DT, MAX_STEPS
 from photon_policy.sim.drive_by_wire import DriveByWireConfig
@@ -73,7 +80,15 @@ class SimulatorParams:
         parse_seeds(self.seeds)
 
 
+PARAMETERS = ((SimulatorParams, ""), (DriveByWireConfig, "drive_by_wire."))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Commands: only the newest waiting one matters. A 10-deep queue behind a busy executor fed the
+# car commands up to 277 ms old, one per step, under a burst (issue 14, finding 9).
+NEWEST_COMMAND = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+FOREIGN_STAMP_S = 60.0
+"""A command stamped further than this from the simulator's clock (or after it) is not on sim time
+(e.g. a wall-clock teleop): counted, and left out of the age figures."""
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -97,7 +112,8 @@ class SimulatorNode(Node):
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
         self.status_pub = self.create_publisher(EpisodeStatus, "sim/episode", QoSProfile(depth=100))
         self.track_pub = self.create_publisher(Path, "sim/track", LATCHED)
-        self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, RELIABLE)
+        self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, NEWEST_COMMAND)
+        self.command_ages: deque[float] = deque(maxlen=1000)
 
         self.lockstep = self.params.mode == "lockstep"
         self._frame_stamp = None
@@ -119,7 +135,14 @@ class SimulatorNode(Node):
         if self.lockstep and msg.header.stamp != self._frame_stamp:
             self.session.counters["commands_out_of_step"] += 1
             return
-        problems = self.session.accept_command(msg.drive.steering_angle, msg.drive.speed, time.monotonic())
+        now, stamp = time.monotonic(), seconds_from_stamp(msg.header.stamp)
+        timeout = None if self.lockstep else self.params.command_timeout
+        self._note_age(stamp)
+        if not self.session.supersedes(stamp, now, timeout):
+            self.get_logger().warning(f"drive command stamped {stamp:.3f} s is older than the one in force: dropped",
+                                      throttle_duration_sec=1.0)
+            return
+        problems = self.session.accept_command(msg.drive.steering_angle, msg.drive.speed, now, stamp)
         if problems:
             self.get_logger().warning(
                 f"drive command {msg.drive.steering_angle!r} rad, {msg.drive.speed!r} m/s: "
@@ -127,6 +150,13 @@ class SimulatorNode(Node):
                 f"{self.session.command.speed:.2f} m/s", throttle_duration_sec=1.0)
         if self.lockstep:
             self._advance()
+
+    def _note_age(self, stamp: float) -> None:
+        age = self.session.tick * DT - stamp
+        if 0.0 <= age <= FOREIGN_STAMP_S:
+            self.command_ages.append(age)
+        else:
+            self.session.counters["commands_not_on_sim_time"] += 1
 
     # --- stepping ----------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -196,7 +226,10 @@ class SimulatorNode(Node):
         counters = self.session.counters
         elapsed = max(time.monotonic() - self._started_at, 1e-9)
         problems = sum(v for k, v in counters.items() if k.endswith(("_nonfinite", "_out_of_range")))
-        values = {**counters, "steps_per_second": f"{counters['steps'] / elapsed:.1f}",
+        ages = np.asarray(self.command_ages) * 1e3
+        age = {f"command_age_ms_{k}": (f"{f(ages):.1f}" if len(ages) else "nan")
+               for k, f in (("p50", np.median), ("p99", lambda a: np.percentile(a, 99)), ("max", np.max))}
+        values = {**counters, **age, "steps_per_second": f"{counters['steps'] / elapsed:.1f}",
                   "episode": self.session.episode, "seed": self.session.seed, "mode": self.params.mode}
         return values, [text for text, bad in ((f"{problems} bad commands", problems),
                                                (f"{counters['stale_ticks']} stale ticks", counters["stale_ticks"])) if bad]

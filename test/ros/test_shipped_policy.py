@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from photon_policy.cli import main as photon
 from photon_policy.evaluation import evaluate
 
 HELD_OUT_SEED = 100
 """Seeds 100-199 are never used in training (the world model and DAgger data use 1000+)."""
 
+pytestmark = pytest.mark.slow  # simulated episodes through the ROS loop
 
 def test_shipped_policy_drives_part_of_a_lap(tmp_path):
     report = evaluate("policy", [HELD_OUT_SEED], max_steps=300, log_dir=tmp_path, progress=False)

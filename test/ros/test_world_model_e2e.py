@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image
 from photon_msgs.msg import WorldModelState
 from photon_policy.cli import main as photon
 from photon_policy.ros.images import image_message
-from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
+from photon_policy.ros.stamps import stamp_from_seconds
 
 TINY = {"max_steps": 16, "batch_size": 4, "val_interval": 8, "val_samples": 8, "warmup_steps": 2,
         "progress": False,

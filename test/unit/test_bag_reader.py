@@ -15,7 +15,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from sensor_msgs.msg import Image, Imu
 
 from photon_msgs.msg import EpisodeStatus
-from photon_policy.bags.reader import BagError, list_bags, read_episode, read_episodes, split_by_episode
+from photon_policy.bags.reader import BagError, list_bags, read_episode, read_episodes
 from photon_policy.bags.recorder import BagWriteError, BagWriter
 from photon_policy.bags.typestore import photon_typestore
 
@@ -274,18 +274,8 @@ def test_bag_writer_round_trip_and_refuses_a_non_empty_dir(tmp_path, storage):
     np.testing.assert_allclose(result.arrays.commands[:, 1], range(5))
 
 
-def test_list_bags_and_split_by_episode(tmp_path):
+def test_list_bags(tmp_path):
     for name in ("b", "a", "sub/c"):
         write_bag(tmp_path / name, [("/teleop", T0, drive(T0, 0.0, 1.0))])
     (tmp_path / "not_a_bag").mkdir()
     assert list_bags(tmp_path) == [tmp_path / "a", tmp_path / "b", tmp_path / "sub" / "c"]
-
-    names = [f"ep_s{s:04d}" for s in range(1000, 1020)]
-    train, val = split_by_episode(names, 0.2, seed=3)
-    assert len(val) == 4 and len(train) == 16 and not set(train) & set(val)
-    assert set(train) | set(val) == set(names)
-    assert split_by_episode(reversed(names), 0.2, seed=3) == (train, val)  # order-independent
-    assert split_by_episode(names, 0.2, seed=4) != (train, val)
-    assert split_by_episode(names + names[:3], 0.2, seed=3) == (train, val)  # an episode is never split
-    assert split_by_episode(["a", "b"], 0.1, seed=0)[1] != []  # validation is never silently empty
-    assert split_by_episode(["a"], 0.5, seed=0) == (["a"], [])
