@@ -39,6 +39,7 @@ setup(
             "teleop_node = photon_policy.drivers.teleop_node:main",
             "keyboard_teleop = photon_policy.drivers.keyboard_teleop_node:main",
             "mux_node = photon_policy.drivers.mux_node:main",
+            "shadow_node = photon_policy.shadow.node:main",
         ],
     },
 )

@@ -10,6 +10,8 @@
   photon train policy --world-model RUN --data DIR [--data DIR2 ...] --out RUN [--scratch]
   photon eval world-model [--ckpt RUN] --data DIR [--json out.json]
   photon export [--ckpt RUN] [--out FILE]
+  photon shadow fleet --seeds 2000-2099 --out DIR      # expert drives, policy in shadow: clips
+  photon shadow report DIR
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from photon_policy.bags.cli import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.seeds import parse_seeds
+from photon_policy.shadow.cli import add_commands as add_shadow_commands
 from photon_policy.policy.cli import add_export_command
 from photon_policy.policy.cli import add_train_commands as add_policy_train_commands
 from world_model_node.cli import add_eval_arguments as add_world_model_eval_arguments
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     add_bag_commands(sub)
+    add_shadow_commands(sub)
     return parser
 
 

@@ -149,11 +149,12 @@ def declared_parameters(executable: str) -> set[str] | None:
     return {"use_sim_time", *(prefix + f.name for cls, prefix in listed for f in dataclasses.fields(cls) if f.init)}
 
 
-def file_parameters(path: Path, node: str, wildcard: bool = True) -> dict[str, Any]:
-    """The parameters a --params-file sets for `node` (its own section and, with `wildcard`, `/**`)."""
+def file_parameters(path: Path, node: str) -> dict[str, Any]:
+    """The parameters a --params-file sets for `node` by name. The `/**` wildcard section is left
+    out: it is meant for every node (config/vehicle.yaml), and each takes only what it declares."""
     data = yaml.safe_load(path.read_text()) or {}
     out: dict[str, Any] = {}
-    for key in ("/**", node, f"/{node}") if wildcard else (node, f"/{node}"):
+    for key in (node, f"/{node}"):
         out.update(flatten((data.get(key) or {}).get("ros__parameters") or {}))
     return out
 
@@ -169,9 +170,7 @@ def check_parameters(spec: NodeSpec, extra: dict[str, Any] | None = None) -> Non
         return
     given = {name: "profile" for name in spec.overrides}
     for path in spec.parameter_files:
-        # A `/**` section (config/vehicle.yaml) serves every node: each takes the names it declares,
-        # and ROS ignores the rest, so only the node's own sections must name known parameters.
-        given.update({name: path.name for name in file_parameters(path, spec.name, wildcard=False)})
+        given.update({name: path.name for name in file_parameters(path, spec.name)})
     given.update({name: "--set" for name in (extra or {})})
     unknown = sorted(name for name in given if name not in known)
     if unknown:

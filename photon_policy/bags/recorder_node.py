@@ -53,6 +53,7 @@ KNOWN_TOPICS: dict[str, tuple[str, str]] = {
     "/drive": ("ackermann_msgs/msg/AckermannDriveStamped", RELIABLE),
     "/teleop": ("ackermann_msgs/msg/AckermannDriveStamped", RELIABLE),
     "/policy/drive": ("ackermann_msgs/msg/AckermannDriveStamped", RELIABLE),
+    "/shadow/divergence": ("photon_msgs/msg/Divergence", RELIABLE),
     "/tf": ("tf2_msgs/msg/TFMessage", RELIABLE),
     "/tf_static": ("tf2_msgs/msg/TFMessage", LATCHED),
     "/sim/episode": ("photon_msgs/msg/EpisodeStatus", RELIABLE),

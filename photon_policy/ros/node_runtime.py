@@ -104,8 +104,10 @@ class _StopRequest:
         self.requested = True
 
 
-def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Spin a node until Ctrl-C, SIGTERM or the node sets `finished`; returns an exit code."""
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None,
+             executor_factory: Callable[[], Any] = SingleThreadedExecutor) -> int:
+    """Spin a node until Ctrl-C, SIGTERM or the node sets `finished`; returns an exit code.
+    `executor_factory`: e.g. rclpy's EventsExecutor for a node whose CPU is mostly executor overhead."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = _StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,7 +116,7 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
     code = 0
     try:
         node = node_factory()
-        executor = SingleThreadedExecutor()
+        executor = executor_factory()
         executor.add_node(node)
         # A node ends itself (e.g. the simulator after its last episode) by setting `finished`.
         while rclpy.ok() and not stop.requested and not getattr(node, "finished", False):
