@@ -77,6 +77,10 @@ class CameraParams:
             raise ValueError("video_device must name a device, a video file or a folder")
 
 
+PARAMETERS = ((CameraParams, ""), (CameraMount, "camera_mount."))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class CameraNode(Node):
     def __init__(self) -> None:
         super().__init__("camera")

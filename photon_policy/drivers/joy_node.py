@@ -52,6 +52,10 @@ class JoyParams:
             raise ValueError("max_axes and max_buttons must be in 1..256 (js_event numbers are one byte)")
 
 
+PARAMETERS = ((JoyParams, ""),)
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class JoyNode(Node):
     def __init__(self) -> None:
         super().__init__("joy")

@@ -27,6 +27,10 @@ from photon_policy.ros.node_runtime import create_wall_timer, declare_config, pu
 HELP = "arrows: speed / steering   space: stop   q: quit"
 
 
+PARAMETERS = ((KeyboardConfig, ""), (VehicleLimits, ""))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class KeyboardTeleopNode(Node):
     def __init__(self) -> None:
         super().__init__("keyboard_teleop")

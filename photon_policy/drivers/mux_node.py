@@ -45,6 +45,10 @@ class MuxParams:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
 
 
+# No PARAMETERS list (the profile check of parameter names): topics.<name>.* and locks.<name>.*
+# are names the user chooses, as in ackermann_mux; sources_from_parameters names what is missing.
+
+
 class MuxNode(Node):
     def __init__(self) -> None:
         # topics.* and locks.* are a map whose keys the user chooses (as in ackermann_mux):

@@ -32,6 +32,10 @@ from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.node_runtime import create_wall_timer, declare_config, publish_delivered, run_node
 
 
+PARAMETERS = ((TeleopConfig, ""), (VehicleLimits, ""))
+"""Every parameter the node declares: (config dataclass, name prefix)."""
+
+
 class TeleopNode(Node):
     def __init__(self) -> None:
         super().__init__("joy_teleop")

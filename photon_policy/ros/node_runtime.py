@@ -12,6 +12,7 @@ signal raises KeyboardInterrupt at once.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import signal
 import sys
@@ -56,7 +57,7 @@ def declare_config(node: Node, config_cls: type[ConfigT], prefix: str = "") -> C
             # which converts an integer for a float and names the parameter for anything else.
             descriptor = ParameterDescriptor(description=f.metadata.get("description", ""), dynamic_typing=True)
             value = node.declare_parameter(name, default, descriptor).value
-        if isinstance(default, list) and value is not None and not isinstance(value, (str, bytes)):
+        if isinstance(default, list) and isinstance(value, array.array):
             value = list(value)  # array parameters come back as array.array
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # YAML `1` for a float parameter is a user's habit, not an error

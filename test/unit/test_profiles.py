@@ -159,6 +159,10 @@ def test_car_dry_run_and_optional_nodes(capsys):
     assert len(lines) == 7 and "drive:=/ackermann_cmd" in lines[5] and "recorder_node" in lines[6]
     assert photon_main(["up", "car", "--dry-run", "--with", "shadow"]) == 2
     assert "no optional node(s) shadow" in capsys.readouterr().err
+    # vehicle.yaml's `/**` names (wheelbase, camera_mount.*) are no error for nodes that do not
+    # declare them; a node's own misspelt parameter is.
+    assert photon_main(["up", "car", "--dry-run", "--set", "camera.framerat=30"]) == 2
+    assert "'framerat'" in capsys.readouterr().err
 
 
 def _installed(executable: str) -> bool:
