@@ -5,16 +5,20 @@ PY := $(VENV)/bin/python
 # Keep DDS discovery on this machine unless the caller says otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup test test-unit demo bench clean
+.PHONY: setup test test-unit test-fuzz demo bench clean
 setup:
 	@bash scripts/setup.sh
 
 test: setup
 	$(PY) -m pytest -q test
 
-# The no-DDS tier (pure cores, checkpoints, bags on disk): under 2 minutes.
+# The no-DDS tier (pure cores, checkpoints, bags on disk), without the fuzz tier: ~1 min here.
 test-unit: setup
-	$(PY) -m pytest -q -m unit test
+	$(PY) -m pytest -q -m "unit and not fuzz" test
+
+# Hypothesis over the cores that take outside input (part of `make test` too): ~2 min here.
+test-fuzz: setup
+	$(PY) -m pytest -q -m fuzz test
 
 demo: setup
 	$(VENV)/bin/photon demo
