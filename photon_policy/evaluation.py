@@ -157,4 +157,4 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
 def _progress_bar(total_steps: int, driver: str):
     """Counts simulator steps (an episode is up to max_steps of them), so the bar moves every second."""
     from tqdm import tqdm
-    return tqdm(total=total_steps, desc=f"eval {driver}", unit="step", unit_scale=True)
+    return tqdm(total=total_steps, desc=f"eval {driver}", unit="step", unit_scale=True, mininterval=0.5)

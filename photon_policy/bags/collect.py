@@ -341,4 +341,4 @@ def _lower_priority(pid: int, niceness: int) -> None:
 def _progress_bar(total_steps: int):
     """Counts simulator steps (episodes run up to max_steps each), so it moves every second."""
     from tqdm import tqdm
-    return tqdm(total=total_steps, desc="collect", unit="step", unit_scale=True)
+    return tqdm(total=total_steps, desc="collect", unit="step", unit_scale=True, mininterval=0.5)
