@@ -9,8 +9,11 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 setup:
 	@bash scripts/setup.sh
 
+# Tests over DDS with exact message counts can lose a message on a loaded 2-core machine: a failed
+# run reruns only the tests that failed, once (the first failure stays in the log). Known flaky:
+# test_shadow_node exact counts, test_shadow_fleet discovery (see docs/SHADOW.md).
 test: setup
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q test || (echo "[test] rerunning the failed tests once" && $(PY) -m pytest -q --last-failed test)
 
 # The no-DDS tier (pure cores, checkpoints, bags on disk), without the fuzz tier: ~1 min here.
 test-unit: setup
