@@ -15,8 +15,9 @@ import pytest
 
 # One DDS domain per test session, discovery on this machine only: parallel runs and other
 # ROS graphs on the host cannot leak into the tests. Set before rclpy initialises.
-# PHOTON_TEST_DOMAIN_ID pins it (several checkouts testing at once on one machine).
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("PHOTON_TEST_DOMAIN_ID") or str(random.Random(os.getpid()).randint(1, 200))
+# PHOTON_TEST_DOMAIN_ID pins it (several checkouts testing at once on one machine). Linux: ids
+# above 101 put DDS ports into the kernel's ephemeral range, where they can collide.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("PHOTON_TEST_DOMAIN_ID") or str(random.Random(os.getpid()).randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import rclpy  # noqa: E402
@@ -60,11 +61,12 @@ class Probe:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=min(0.05, max(end - time.monotonic(), 0.0)))
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
+        """`what` may be a function: it is called on a timeout, to say what the state was then."""
         end = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > end:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
             self.executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> None:

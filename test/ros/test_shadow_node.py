@@ -50,9 +50,13 @@ class Streams:
         self.divergence = probe.subscribe(Divergence, "/shadow/divergence", QoSProfile(depth=1000))
 
     def wait_for_node(self) -> None:
+        """Until the node's endpoints and its first diagnostics are seen here: by then discovery has
+        run both ways, so the node's divergence writer knows the probe's reader (a volatile writer
+        never sends what it published before it matched a reader)."""
         self.probe.wait_for(lambda: all(p.get_subscription_count() > 0 for p in (self.camera, self.driver,
                                                                                   self.policy)) and
-                            self.divergence_publishers(), 30, "the shadow node's subscriptions")
+                            self.divergence_publishers() and self.value("pairs") is not None,
+                            30, "the shadow node's subscriptions and first diagnostics")
 
     def divergence_publishers(self) -> bool:
         return bool(self.probe.node.get_publishers_info_by_topic("/shadow/divergence"))
@@ -70,15 +74,26 @@ class Streams:
         return t
 
     def value(self, key: str) -> str | None:
-        for array in reversed(self.diagnostics):
-            for status in array.status:
-                values = {kv.key: kv.value for kv in status.values}
-                if status.name == "shadow: shadow" and key in values:
-                    return values[key]
-        return None
+        return self.values().get(key)
 
     def wait_value(self, key: str, expected, what: str, timeout: float = 10.0) -> None:
-        self.probe.wait_for(lambda: self.value(key) is not None and expected(self.value(key)), timeout, what)
+        self.probe.wait_for(lambda: self.value(key) is not None and expected(self.value(key)), timeout,
+                            lambda: f"{what}; the node's last diagnostics: {self.values()}")
+
+    def values(self) -> dict[str, str]:
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name == "shadow: shadow":
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    def answered(self, frames: int) -> None:
+        """Lockstep: wait until the node has published a divergence for each of `frames` frames.
+        The node's reader may match the probe's writer a moment after the writer matched it (the
+        first commands then arrive by retransmission, later than those of the other stream); a
+        frame sent only after the previous one was answered keeps the two streams in step."""
+        self.probe.wait_for(lambda: len(self.divergence) >= frames, 10,
+                            lambda: f"a divergence for frame {frames - 1}; the node's last diagnostics: {self.values()}")
 
 
 def index_lines(out) -> list[dict]:
@@ -102,7 +117,10 @@ def test_known_divergence_gives_exactly_the_expected_events_clips_and_index(node
     streams.wait_for_node()
     # 0-19 agree; 20-34 the policy steers 0.3 rad more (score 3); 35-59 agree; 60-79 it diverges
     # again and the streams stop there: Ctrl-C cuts that event and its clip short.
-    sent = [streams.frame(k, 0.3 if 20 <= k < 35 or k >= 60 else 0.0) for k in range(80)]
+    sent = []
+    for k in range(80):
+        sent.append(streams.frame(k, 0.3 if 20 <= k < 35 or k >= 60 else 0.0))
+        streams.answered(k + 1)
     streams.wait_value("pairs", lambda v: int(v) == 80, f"80 pairs")
     probe.wait_for(lambda: len(index_lines(out)) == 1, 10, "the first event's index line")
     [first] = index_lines(out)
