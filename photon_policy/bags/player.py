@@ -296,6 +296,7 @@ def play(bag: PlayableBag, options: PlayOptions, sink: Sink, control: PlayContro
             report.wall_s = last_wall - first_wall - (clock.paused_s - paused_before_first)
         report.loops += 1
         if not options.loop:
+            sink.clock(messages[-1][0])  # a node on sim time ends at the bag's last instant, not a tick before
             return _finish(report, clock)
         # The next loop's first message is due one median message gap after the last one.
         gap = int(np.median(np.diff([m[0] for m in messages]))) if len(messages) > 1 else 0

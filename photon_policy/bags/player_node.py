@@ -26,6 +26,7 @@ from typing import Iterator
 
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -35,6 +36,8 @@ from photon_policy.bags.player import PlayableBag, PlayControl, PlayOptions, Pla
 from photon_policy.bags.recorder_node import message_class
 
 CLOCK_TOPIC = "/clock"
+FLUSH_S = 2.0
+"""At the end, how long reliable subscribers get to acknowledge the last messages."""
 
 
 def qos_profile(record: QosRecord) -> QoSProfile:
@@ -86,6 +89,14 @@ class PlayerNode(Node):
         if self.clock_publisher is not None:
             self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(bag_ns, 1_000_000_000)
             self.clock_publisher.publish(self._clock_msg)
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s` in all) until reliable subscribers have acknowledged what was
+        published: a writer destroyed at once would lose the last messages on their way."""
+        deadline = time.monotonic() + timeout_s
+        for publisher in [*self.publishers_by_topic.values(), *([self.clock_publisher] if self.clock_publisher
+                                                                 else [])]:
+            publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.01)))
 
     def unmatched(self) -> list[str]:
         """Published topics no subscriber has matched yet."""
@@ -156,7 +167,8 @@ def run_player(bag: PlayableBag, options: PlayOptions, wait_subscribers_s: float
 
 
 def _run(bag: PlayableBag, options: PlayOptions, control: PlayControl, wait_subscribers_s: float) -> PlayReport:
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    # Not sys.argv: rcl would read `--remap a:=b` there as a ROS remap rule of its own.
+    rclpy.init(args=["photon-play"], signal_handler_options=SignalHandlerOptions.NO)
     node = PlayerNode(bag, options, control)
     for skipped in bag.skipped:
         print(f"[photon] skipped {skipped}", flush=True)
@@ -179,6 +191,7 @@ def _run(bag: PlayableBag, options: PlayOptions, control: PlayControl, wait_subs
                 print("[photon] paused: press space, or `ros2 param set /player paused false`", flush=True)
             with space_bar_toggles(control):
                 result = play(bag, options, node, control)
+        node.flush(FLUSH_S)
     finally:
         control.stop()
         executor.shutdown(timeout_sec=1.0)
