@@ -139,7 +139,7 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
     images = messages(camera_topic, IMAGE, COMPRESSED)
     if not images:
         present = ", ".join(sorted(t for t in raw if raw[t])) or "none"
-        raise BagError(f"{path}: no {IMAGE} or {COMPRESSED} messages on {camera_topic} (topics read: {present}"
+        raise BagError(f"{path}: no {IMAGE} messages on {camera_topic} (nor {COMPRESSED}; topics read: {present}"
                        + ("; remap a foreign bag's camera topic onto it" if camera_topic not in raw else "") + ")")
     stamps, frames = _decode_frames(images, types[camera_topic], camera_topic, warnings)
     if len(stamps) == 0:
@@ -244,6 +244,8 @@ def _read_with_rosbags(sources: list[Path], topics: set[str], bag: Path, strict:
         try:
             with Reader(source) as reader:
                 connections = [c for c in reader.connections if topics is None or c.topic in topics]
+                if not connections:
+                    continue  # rosbags reads an empty selection as "every connection"
                 for c in connections:
                     types[c.topic] = c.msgtype
                     raw.setdefault(c.topic, [])
