@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -75,6 +76,8 @@ def cmd_play(args: argparse.Namespace) -> int:
           + (" (space pauses)" if sys.stdin.isatty() else ""), flush=True)
     report = run_player(bag, options, args.wait_for_subscribers)
     print(f"[photon] {report.summary(options.rate)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report.as_dict(options.rate), indent=1) + "\n")
     for topic, n in sorted(report.published.items()):
         print(f"[photon]   {options.published_name(topic)}: {n}")
     return 0
@@ -95,6 +98,7 @@ def add_play_command(subparsers: argparse._SubParsersAction) -> None:
                       help="start paused (space, or `ros2 param set /player paused false`, resumes)")
     play.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
                       help="before playing, wait up to S seconds until every topic has a subscriber")
+    play.add_argument("--json", type=Path, help="write the playback report (rate achieved, lateness) here")
     play.set_defaults(func=cmd_play)
 
 

@@ -240,6 +240,15 @@ class PlayReport:
         return {"max_ms": float(a.max()), "p50_ms": float(np.percentile(a, 50)),
                 "p99_ms": float(np.percentile(a, 99))}
 
+    def as_dict(self, rate: float) -> dict:
+        """JSON-ready; the rate is null when fewer than two messages went out (nothing to measure)."""
+        achieved = self.achieved_rate if math.isfinite(self.achieved_rate) else None
+        return {"messages": sum(self.published.values()), "published": dict(self.published), "loops": self.loops,
+                "bag_s": round(self.bag_s, 6), "wall_s": round(self.wall_s, 6), "paused_s": round(self.paused_s, 3),
+                "rate_asked": rate, "rate_achieved": achieved and round(achieved, 6),
+                "rate_error_pct": achieved and round(100 * (achieved / rate - 1), 4),
+                "lateness": {k: round(v, 3) for k, v in self.lateness().items()}, "stopped": self.stopped}
+
     def summary(self, rate: float) -> str:
         late = self.lateness()
         ended = "stopped" if self.stopped else "done"
