@@ -18,13 +18,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from sensor_msgs.msg import Image, Imu
 from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 
 from photon_policy.bags.recorder import INFINITE, BagWriter
-from photon_policy.bags.typestore import interface_types
+from photon_policy.bags.typestore import new_typestore
 from photon_policy.launcher import start_node
 
 NS = 1_000_000_000
@@ -41,9 +40,7 @@ def _qos(reliability: QosReliability) -> Qos:
 def write_bag(path: Path, storage: str = "mcap") -> None:
     """A foreign-looking bag: camera on /cam/image (reliable), /imu (best effort), /teleop, and a
     message type nobody here has installed. Serialized by rclpy (the Gadget by rosbags)."""
-    store = get_typestore(Stores.ROS2_KILTED)
-    store.register({k: v for k, v in interface_types().items() if k not in store.fielddefs})
-    store.register(get_types_from_msg("float64 x", "foreign_msgs/msg/Gadget"))
+    store = new_typestore(**{"foreign_msgs/msg/Gadget": "float64 x"})
     gadget = store.types["foreign_msgs/msg/Gadget"]
     rng = np.random.default_rng(0)
     with BagWriter(path, storage, typestore=store) as bag:

@@ -11,13 +11,12 @@ from ackermann_msgs.msg import AckermannDriveStamped
 from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from sensor_msgs.msg import CompressedImage, Image
 
 from photon_policy.bags.data_dirs import read_data_dirs
 from photon_policy.bags.player import PlayOptions, load_bag
 from photon_policy.bags.reader import BagError, SkippedTopic, read_episode
-from photon_policy.bags.typestore import interface_types
+from photon_policy.bags.typestore import new_typestore
 
 NS = 1_000_000_000
 ORIGIN = 1_733_000_000 * NS   # stamps from a car's wall clock
@@ -53,9 +52,7 @@ def camera_message(k: int, h: int, w: int, kind: str):
 
 def write_foreign_bag(path, storage: str, camera_topic: str, h: int, w: int, kind: str):
     """Camera + /vesc/drive commands + a foreign message type; no IMU, no odometry."""
-    store = get_typestore(Stores.ROS2_KILTED)
-    store.register({k: v for k, v in interface_types().items() if k not in store.fielddefs})
-    store.register(get_types_from_msg("float64 x", GADGET))
+    store = new_typestore(**{GADGET: "float64 x"})
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     camera_type = "sensor_msgs/msg/CompressedImage" if kind == "jpeg" else "sensor_msgs/msg/Image"
     with Writer(path, version=8, storage_plugin=plugin) as writer:
