@@ -23,10 +23,11 @@ class DataRead:
 
 
 def read_data_dirs(data_dirs: Iterable[str | Path], strict: bool = False,
-                   log: Callable[[str], None] = print, remap: dict[str, str] | None = None) -> DataRead:
+                   log: Callable[[str], None] = print, remap: dict[str, str] | None = None,
+                   frame_size: tuple[int, int] | None = None) -> DataRead:
     """Read every bag under every directory; BagError for a directory without bags, for no readable
     bag at all, or (with `strict`) for any unreadable bag. Warnings and skips go to `log`.
-    `remap`: bag topic -> the name the reader reads it as (foreign bags; see read_episodes)."""
+    `remap`, `frame_size`: for foreign bags, see read_episodes."""
     out = DataRead()
     unused: Counter[str] = Counter()  # one line per skipped topic for the whole run, not per bag
     for data_dir in map(Path, data_dirs):
@@ -35,7 +36,7 @@ def read_data_dirs(data_dirs: Iterable[str | Path], strict: bool = False,
             raise BagError(f"{data_dir}: no bags under it (a bag is a directory with metadata.yaml or an .mcap/.db3 file)")
         for bag in bags:
             try:
-                reads = read_episodes(bag, remap=remap)
+                reads = read_episodes(bag, remap=remap, frame_size=frame_size)
             except BagError as exc:
                 out.skipped.append((bag, str(exc)))
                 log(f"[photon] skipped bag {bag}: {exc}")

@@ -112,9 +112,12 @@ def read_episode(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", *
 
 def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", drive_topic: str | None = None,
                   teleop_topic: str = "/teleop", imu_topic: str = "/imu", odom_topic: str = "/odom",
-                  episode_topic: str = "/sim/episode", remap: dict[str, str] | None = None) -> list[BagEpisode]:
+                  episode_topic: str = "/sim/episode", remap: dict[str, str] | None = None,
+                  frame_size: tuple[int, int] | None = None) -> list[BagEpisode]:
     """Every episode in a bag, in time order. `drive_topic=None`: /drive if it has messages, else teleop.
-    `remap`: bag topic -> the name it is read as (e.g. {"/cam/image": "/camera/image_raw"})."""
+    `remap`: bag topic -> the name it is read as (e.g. {"/cam/image": "/camera/image_raw"}).
+    `frame_size`: (width, height) every frame is resized to as it is decoded (area averaging), so a
+    long 640x480 drive is held at the model's size, never at full size; None keeps the bag's size."""
     path = Path(bag_dir)
     drive_candidates = [drive_topic] if drive_topic else ["/drive", teleop_topic]
     wanted = {camera_topic, teleop_topic, imu_topic, odom_topic, episode_topic, *drive_candidates}
@@ -141,7 +144,7 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
         present = ", ".join(sorted(t for t in raw if raw[t])) or "none"
         raise BagError(f"{path}: no {IMAGE} messages on {camera_topic} (nor {COMPRESSED}; topics read: {present}"
                        + ("; remap a foreign bag's camera topic onto it" if camera_topic not in raw else "") + ")")
-    stamps, frames = _decode_frames(images, types[camera_topic], camera_topic, warnings)
+    stamps, frames = _decode_frames(images, types[camera_topic], camera_topic, warnings, frame_size)
     if len(stamps) == 0:
         raise BagError(f"{path}: none of the {len(images)} frames on {camera_topic} could be decoded")
 
@@ -403,9 +406,12 @@ def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def _decode_frames(images: list[tuple[int, bytes]], msgtype: str, topic: str, warnings: list[str]):
+def _decode_frames(images: list[tuple[int, bytes]], msgtype: str, topic: str, warnings: list[str],
+                   frame_size: tuple[int, int] | None = None):
     store = photon_typestore()
     decode = decode_compressed if msgtype == COMPRESSED else decode_image
+    if frame_size is not None:
+        import cv2  # only here: most readers never resize
     skipped: Counter[str] = Counter()
     by_stamp: dict[int, np.ndarray] = {}
     shape = None
@@ -419,6 +425,8 @@ def _decode_frames(images: list[tuple[int, bytes]], msgtype: str, topic: str, wa
         if frame is None:
             skipped[f"encoding {msg.encoding!r}"] += 1  # decode_compressed raises instead
             continue
+        if frame_size is not None and frame.shape[1::-1] != tuple(frame_size):
+            frame = cv2.resize(frame, tuple(frame_size), interpolation=cv2.INTER_AREA)
         shape = shape or frame.shape
         if frame.shape != shape:
             skipped[f"size {frame.shape[1]}x{frame.shape[0]} (not {shape[1]}x{shape[0]})"] += 1

@@ -3,6 +3,8 @@ from the bag (topics, order, bytes), with the recorded QoS, under a remapped nam
 use_sim_time follows the bag's clock; a pause parameter holds playback; Ctrl-C ends a loop cleanly."""
 from __future__ import annotations
 
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -82,9 +84,9 @@ def set_paused(probe, paused: bool) -> None:
     assert future.result().results[0].successful
 
 
-def start_player(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+def start_player(tmp_path: Path, *args: str, stdin: int | None = None) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / "player.log"
-    proc = start_node([PHOTON, "play", *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = start_node([PHOTON, "play", *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=stdin)
     return proc, log
 
 
@@ -151,23 +153,29 @@ def test_play_publishes_what_the_bag_holds_with_its_qos_and_clock(probe, tmp_pat
     sim_node.destroy_node()
 
 
-def test_ctrl_c_ends_a_looping_player_with_its_report(probe, tmp_path):
+def test_space_resumes_and_ctrl_c_ends_a_looping_player_with_its_report(probe, tmp_path):
     bag = tmp_path / "bag"
     write_bag(bag, "sqlite3")
     frames = []
     sub = probe.node.create_subscription(Image, "/cam/image", frames.append, QoSProfile(depth=100), raw=True)
+    terminal, player_side = pty.openpty()  # the player's stdin is a terminal: the space bar toggles pause
     player, log = start_player(tmp_path, str(bag), "--loop", "--rate", "4", "--topics", "/cam/image",
-                               "--wait-for-subscribers", "30")
+                               "--start-paused", "--wait-for-subscribers", "30", stdin=player_side)
+    os.close(player_side)
     try:
+        probe.wait_for(lambda: "paused: press space" in log.read_text(), 30, lambda: f"the player: {log.read_text()}")
+        assert not frames
+        os.write(terminal, b" ")
         probe.wait_for(lambda: len(frames) > FRAMES, 40, lambda: f"a second loop (got {len(frames)} frames, "
                                                                  f"{sub.get_publisher_count()} publishers): "
                                                                  f"{log.read_text()}")
         player.send_signal(signal.SIGINT)
         code = player.wait(15)
     finally:
+        os.close(terminal)
         if player.poll() is None:
             player.kill()
             player.wait()
     output = log.read_text()
-    assert code == 0 and "stopped:" in output and "asked 4" in output, output
+    assert code == 0 and "[photon] playing\n" in output and "stopped:" in output and "asked 4" in output, output
     assert "skipped /imu (sensor_msgs/msg/Imu, 25 messages): not in --topics" in output

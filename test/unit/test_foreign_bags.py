@@ -92,6 +92,9 @@ def test_the_reader_reads_a_foreign_bag_through_a_topic_map(tmp_path, storage, t
     assert "no sensor_msgs/msg/Imu messages on /imu: its columns are zeros" in read.warnings
     assert "no nav_msgs/msg/Odometry messages on /odom: its columns are zeros" in read.warnings
     assert read.skipped == [SkippedTopic("/gadget", GADGET, FRAMES, "not one of the topics a dataset reads")]
+    small = read_episode(bag, remap={topic: "/camera/image_raw"}, frame_size=(96, 72)).arrays.frames
+    assert small.shape == (FRAMES, 72, 96, 3)  # resized as decoded: a long drive is never held at full size
+    assert np.abs(small[1].astype(int) - cv2.resize(ep.frames[1], (96, 72), interpolation=cv2.INTER_AREA)).max() <= 1
 
 
 def test_the_dataset_path_takes_the_topic_map_and_lists_what_it_left_out(tmp_path):
