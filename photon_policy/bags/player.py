@@ -25,6 +25,7 @@ import numpy as np
 from photon_policy.bags.reader import READ_ERRORS, BagError, SkippedTopic, read_raw
 
 NS = 1_000_000_000
+CLOCK_TOPIC = "/clock"
 MAX_WAIT_S = 0.1
 """Longest single wait: pause, resume and stop requests are seen within this."""
 
@@ -140,6 +141,9 @@ def load_bag(path: Path | str, options: PlayOptions = PlayOptions()) -> Playable
         for topic in options.topics:
             if topic not in raw:
                 bag.skipped.append(SkippedTopic(topic, "", 0, "asked for with --topics, not in the bag"))
+    if options.clock_hz > 0 and CLOCK_TOPIC in bag.topics and options.published_name(CLOCK_TOPIC) == CLOCK_TOPIC:
+        # Two clocks on one topic would make sim-time nodes jump between them.
+        bag.skip(CLOCK_TOPIC, "replaced by --clock (the bag's receive times); without --clock it is played")
     for old, _ in options.remap:
         if old not in raw:
             bag.problems.append(f"remap {old}: no such topic in the bag")

@@ -32,10 +32,10 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from photon_policy.bags.player import PlayableBag, PlayControl, PlayOptions, PlayReport, QosRecord, play
+from photon_policy.bags.player import (CLOCK_TOPIC, PlayableBag, PlayControl, PlayOptions, PlayReport, QosRecord,
+                                       play)
 from photon_policy.bags.recorder_node import message_class
 
-CLOCK_TOPIC = "/clock"
 FLUSH_S = 2.0
 """At the end, how long reliable subscribers get to acknowledge the last messages."""
 

@@ -172,5 +172,10 @@ def test_load_bag_keeps_order_and_recorded_qos_and_lists_what_it_skips(tmp_path)
     assert [str(s) for s in loaded.skipped] == [
         "/clock (rosgraph_msgs/msg/Clock, 2 messages): not in --topics",
         "/odom (unknown type, 0 messages): asked for with --topics, not in the bag"]
+    with_clock = load_bag(tmp_path / "bag", PlayOptions(clock_hz=40.0))
+    assert [m[1] for m in with_clock.messages] == ["/imu", "/imu"]
+    assert [str(s) for s in with_clock.skipped] == [
+        "/clock (rosgraph_msgs/msg/Clock, 2 messages): replaced by --clock (the bag's receive times); without "
+        "--clock it is played"]
     with pytest.raises(BagError, match="no message to play"):
         load_bag(tmp_path / "bag", PlayOptions(topics=("/odom",)))
