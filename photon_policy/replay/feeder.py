@@ -3,7 +3,11 @@
 Frame k is published (after the messages stamped up to it, and /clock at its stamp: the nodes run
 on sim time, as in simulation) only once every node has answered frame k - 1, each answer stamped
 with the frame's stamp; so what the nodes compute does not depend on how loaded the machine is.
-Before the first frame the feeder waits for discovery both ways: each node's first diagnostics
+A frame a node does not answer (the world model between its predictions), and the inputs sent before
+each frame, are followed by a call to the node's own parameter service: rclpy's executor serves a
+ready subscription before a ready service, so the reply says the node has taken what was sent
+before it. So no burst of unanswered frames overruns a sensor-data queue (5 deep), and a command
+is never taken after the frame it came with (a node serves its camera subscription first). Before the first frame the feeder waits for discovery both ways: each node's first diagnostics
 (its writers know our readers), its answer publishers, and every subscription the graph lists
 matched by our publishers (a volatile writer never sends what it published before it matched).
 Every wait has a deadline; a node that exits is reported with the end of its log (LockstepRun).
@@ -22,6 +26,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rcl_interfaces.srv import GetParameters
 from rosgraph_msgs.msg import Clock
 
 from photon_policy.bags.recorder_node import message_class
@@ -67,6 +72,7 @@ class Feeder(Node):
         self.arrived: dict[str, dict[int, float]] = defaultdict(dict)  # topic -> stamp ns -> first arrival
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, QOS)
+        self.barriers = {n.name: self.create_client(GetParameters, f"/{n.name}/get_parameters") for n in self.nodes}
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -95,6 +101,8 @@ class Feeder(Node):
     def discovered(self) -> bool:
         if not all(n.name in self.diagnostics for n in self.nodes) or not self._subscribe_outputs():
             return False
+        if not all(client.service_is_ready() for client in self.barriers.values()):
+            return False
         # Every reader the graph lists is matched by our writer (at least the frames' one).
         return all(p.get_subscription_count() >= max(self.count_subscribers(p.topic_name), p is self.frame_pub)
                    for p in [*self.pubs.values(), self.clock_pub])
@@ -105,14 +113,20 @@ class Feeder(Node):
                                                      f"{self.count_subscribers(p.topic_name)}"
                                                      for p in [*self.pubs.values(), self.clock_pub]))
 
-    def publish_step(self, before: list[tuple[str, bytes]], stamp_ns: int, frame: bytes) -> float:
+    def publish_inputs(self, before: list[tuple[str, bytes]]) -> None:
         for topic, data in before:
             self.pubs[topic].publish(data)
+
+    def publish_frame(self, stamp_ns: int, frame: bytes) -> float:
         clock = Clock()
         clock.clock = stamp_from_seconds(stamp_ns * 1e-9)
         self.clock_pub.publish(clock)
         self.frame_pub.publish(frame)
         return time.monotonic()
+
+    def barrier(self, node: ReplayNode):
+        """A call the node serves only after the frames already waiting for it (see the module doc)."""
+        return self.barriers[node.name].call_async(GetParameters.Request(names=["use_sim_time"]))
 
     def answered(self, node: ReplayNode, stamps: list[int]) -> bool:
         return all(s in self.arrived[t] for t in node.answer for s in stamps)
@@ -149,16 +163,29 @@ def feed(suite: Suite, plan: FeedPlan, expected: dict[str, dict[int, list[int]]]
                        f"the nodes {', '.join(n.name for n in suite.nodes)} to start and match the replay",
                        detail=feeder.discovery_state)
         for k, step in enumerate(plan.steps):
-            sent = feeder.publish_step(step.before, step.stamp_ns, step.frame)
+            inputs_sent = time.monotonic()
+            if step.before:  # the commands, IMU and odometry up to the frame are taken before it comes
+                feeder.publish_inputs(step.before)
+                calls = [feeder.barrier(n) for n in suite.nodes]
+                run.spin_until(lambda: all(c.done() for c in calls), answer_timeout_s,
+                               f"the nodes to take the inputs before frame {k}")
+            sent = feeder.publish_frame(step.stamp_ns, step.frame)
             waiting = [(n, expected[n.name].get(k, [])) for n in suite.nodes]
+            barriers = {n.name: feeder.barrier(n) for n, stamps in waiting if not stamps}
             waiting = [(n, stamps) for n, stamps in waiting if stamps]
-            run.spin_until(lambda: all(feeder.answered(n, s) for n, s in waiting), answer_timeout_s,
-                           f"the answers to frame {k} (stamp {step.stamp_ns * 1e-9:.3f} s)",
-                           detail=lambda: "; still waiting for " + ", ".join(
-                               f"{n.name} on {n.answer}" for n, s in waiting if not feeder.answered(n, s))
-                           + f"; their last diagnostics: { {n.name: feeder.diagnostics.get(n.name) for n, _ in waiting} }")
-            for n, stamps in waiting:
-                latencies[n.name].append(feeder.answer_time(n, stamps) - sent)
+
+            def done() -> bool:
+                return all(feeder.answered(n, s) for n, s in waiting) and all(b.done() for b in barriers.values())
+
+            def detail() -> str:
+                missing = [f"{n.name} on {n.answer}" for n, s in waiting if not feeder.answered(n, s)]
+                missing += [f"{name}'s parameter service" for name, b in barriers.items() if not b.done()]
+                return (f"; still waiting for {', '.join(missing)}; the nodes' last diagnostics: "
+                        f"{ {n.name: feeder.diagnostics.get(n.name) for n in suite.nodes} }")
+            run.spin_until(done, answer_timeout_s, f"the answers to frame {k} (stamp {step.stamp_ns * 1e-9:.3f} s)",
+                           detail=detail)
+            for n, stamps in waiting:  # a node that answers an input is timed from the input
+                latencies[n.name].append(feeder.answer_time(n, stamps) - (inputs_sent if n.fed_topic else sent))
             if on_frame is not None:
                 on_frame(k, len(plan.steps), processes)
         results = {n.name: NodeResult(feeder.outputs(n), latencies[n.name], feeder.diagnostics.get(n.name, {}))
