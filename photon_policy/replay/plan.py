@@ -63,8 +63,8 @@ def publishable(type_name: str) -> bool:
 def load_plan(suite: Suite) -> FeedPlan:
     wanted = {suite.frames, *suite.feed}
     raw, types, warnings = read_raw(suite.bag, wanted)
-    skipped = [f"{topic} ({type_name}): not read by the replayed nodes"
-               for topic, type_name in sorted(bag_topics(suite.bag).items()) if topic not in wanted]
+    unread = sorted(topic for topic in bag_topics(suite.bag) if topic not in wanted)
+    skipped = [f"not read by the replayed nodes: {', '.join(unread)}"] if unread else []
     for topic in sorted(wanted - set(raw)):
         skipped.append(f"{topic}: not in the bag")
     usable = {}

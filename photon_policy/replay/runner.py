@@ -28,7 +28,7 @@ class SuiteResult:
 
     def text(self) -> str:
         title = f"suite '{self.suite.name}' ({self.suite.bag.name}, {self.run.frames} frames, {self.run.wall_s:.1f} s)"
-        lines = [f"re-pinned {self.reference}: {title}\n" if self.updated else diff_report(self.diffs, title)]
+        lines = [f"re-pinned {self.reference}: {title}" if self.updated else diff_report(self.diffs, title).rstrip()]
         for name, result in self.run.nodes.items():
             p50, p99 = percentiles_ms(result.latencies_s)
             budget = self.budget_ms[name]
