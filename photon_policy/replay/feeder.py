@@ -3,11 +3,11 @@
 Frame k is published (after the messages stamped up to it, and /clock at its stamp: the nodes run
 on sim time, as in simulation) only once every node has answered frame k - 1, each answer stamped
 with the frame's stamp; so what the nodes compute does not depend on how loaded the machine is.
-A frame a node does not answer (the world model between its predictions), and the inputs sent before
-each frame, are followed by a call to the node's own parameter service: rclpy's executor serves a
-ready subscription before a ready service, so the reply says the node has taken what was sent
-before it. So no burst of unanswered frames overruns a sensor-data queue (5 deep), and a command
-is never taken after the frame it came with (a node serves its camera subscription first). Before the first frame the feeder waits for discovery both ways: each node's first diagnostics
+The inputs sent before each frame are followed by a call to each node's own parameter service:
+rclpy's executor serves a ready subscription before a ready service, so the reply says the node
+has taken what was sent before it, the previous frame included. So a command is never taken after
+the frame it came with (a node serves its camera subscription first), and frames a node does not
+answer (the world model between its predictions) never pile up in its 5-deep sensor-data queue. Before the first frame the feeder waits for discovery both ways: each node's first diagnostics
 (its writers know our readers), its answer publishers, and every subscription the graph lists
 matched by our publishers (a volatile writer never sends what it published before it matched).
 Every wait has a deadline; a node that exits is reported with the end of its log (LockstepRun).
@@ -53,6 +53,7 @@ class ReplayRun:
     nodes: dict[str, NodeResult]
     frames: int
     wall_s: float
+    startup_s: float                            # node start to discovery done
     log_dir: Path
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -162,35 +163,36 @@ def feed(suite: Suite, plan: FeedPlan, expected: dict[str, dict[int, list[int]]]
         run.spin_until(feeder.discovered, discovery_timeout_s,
                        f"the nodes {', '.join(n.name for n in suite.nodes)} to start and match the replay",
                        detail=feeder.discovery_state)
+        startup_s = time.monotonic() - started
         for k, step in enumerate(plan.steps):
             inputs_sent = time.monotonic()
-            if step.before:  # the commands, IMU and odometry up to the frame are taken before it comes
-                feeder.publish_inputs(step.before)
-                calls = [feeder.barrier(n) for n in suite.nodes]
-                run.spin_until(lambda: all(c.done() for c in calls), answer_timeout_s,
-                               f"the nodes to take the inputs before frame {k}")
+            feeder.publish_inputs(step.before)
+            # One call per node, served after frame k-1 (which it may not have answered) and these inputs.
+            take(run, feeder, f"the nodes to take frame {k - 1} and the inputs before frame {k}", answer_timeout_s)
             sent = feeder.publish_frame(step.stamp_ns, step.frame)
-            waiting = [(n, expected[n.name].get(k, [])) for n in suite.nodes]
-            barriers = {n.name: feeder.barrier(n) for n, stamps in waiting if not stamps}
-            waiting = [(n, stamps) for n, stamps in waiting if stamps]
-
-            def done() -> bool:
-                return all(feeder.answered(n, s) for n, s in waiting) and all(b.done() for b in barriers.values())
+            waiting = [(n, expected[n.name][k]) for n in suite.nodes if expected[n.name].get(k)]
 
             def detail() -> str:
                 missing = [f"{n.name} on {n.answer}" for n, s in waiting if not feeder.answered(n, s)]
-                missing += [f"{name}'s parameter service" for name, b in barriers.items() if not b.done()]
                 return (f"; still waiting for {', '.join(missing)}; the nodes' last diagnostics: "
                         f"{ {n.name: feeder.diagnostics.get(n.name) for n in suite.nodes} }")
-            run.spin_until(done, answer_timeout_s, f"the answers to frame {k} (stamp {step.stamp_ns * 1e-9:.3f} s)",
-                           detail=detail)
+            run.spin_until(lambda: all(feeder.answered(n, s) for n, s in waiting), answer_timeout_s,
+                           f"the answers to frame {k} (stamp {step.stamp_ns * 1e-9:.3f} s)", detail=detail)
             for n, stamps in waiting:  # a node that answers an input is timed from the input
                 latencies[n.name].append(feeder.answer_time(n, stamps) - (inputs_sent if n.fed_topic else sent))
             if on_frame is not None:
                 on_frame(k, len(plan.steps), processes)
+        take(run, feeder, "the nodes to take the last frame", answer_timeout_s)
         results = {n.name: NodeResult(feeder.outputs(n), latencies[n.name], feeder.diagnostics.get(n.name, {}))
                    for n in suite.nodes}
-    return ReplayRun(results, len(plan.steps), time.monotonic() - started, log_dir, plan.skipped, plan.warnings)
+    return ReplayRun(results, len(plan.steps), time.monotonic() - started, startup_s, log_dir, plan.skipped,
+                     plan.warnings)
+
+
+def take(run: LockstepRun, feeder: Feeder, what: str, timeout_s: float) -> None:
+    """Wait until every node has served a parameter-service call made now (see the module doc)."""
+    calls = [feeder.barrier(n) for n in feeder.nodes]
+    run.spin_until(lambda: all(c.done() for c in calls), timeout_s, what)
 
 
 def percentiles_ms(latencies_s: list[float]) -> tuple[float, float]:

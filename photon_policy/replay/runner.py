@@ -27,7 +27,9 @@ class SuiteResult:
     budget_ms: dict[str, float]
 
     def text(self) -> str:
-        title = f"suite '{self.suite.name}' ({self.suite.bag.name}, {self.run.frames} frames, {self.run.wall_s:.1f} s)"
+        run = self.run
+        title = (f"suite '{self.suite.name}' ({self.suite.bag.name}, {run.frames} frames, {run.wall_s:.1f} s, "
+                 f"of which {run.startup_s:.1f} s starting the nodes)")
         lines = [f"re-pinned {self.reference}: {title}" if self.updated else diff_report(self.diffs, title).rstrip()]
         for name, result in self.run.nodes.items():
             p50, p99 = percentiles_ms(result.latencies_s)
