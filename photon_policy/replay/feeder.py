@@ -25,13 +25,14 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.duration import Duration
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rcl_interfaces.srv import GetParameters
 from rosgraph_msgs.msg import Clock
 
 from photon_policy.bags.recorder_node import message_class
 from photon_policy.launcher import ProfileProcesses
-from photon_policy.lockstep import LockstepRun
+from photon_policy.lockstep import LockstepRun, RunError
 from photon_policy.profiles import Profile, load_profile
 from photon_policy.replay.fields import flatten
 from photon_policy.replay.plan import FeedPlan
@@ -72,6 +73,7 @@ class Feeder(Node):
         self.types: dict[str, str] = {}
         self.arrived: dict[str, dict[int, float]] = defaultdict(dict)  # topic -> stamp ns -> first arrival
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.confirmed: set[str] = set()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, QOS)
         self.barriers = {n.name: self.create_client(GetParameters, f"/{n.name}/get_parameters") for n in self.nodes}
 
@@ -114,9 +116,22 @@ class Feeder(Node):
                                                      f"{self.count_subscribers(p.topic_name)}"
                                                      for p in [*self.pubs.values(), self.clock_pub]))
 
-    def publish_inputs(self, before: list[tuple[str, bytes]]) -> None:
+    def publish_inputs(self, before: list[tuple[str, bytes]], timeout_s: float) -> None:
         for topic, data in before:
             self.pubs[topic].publish(data)
+        for topic in {t for t, _ in before} - self.confirmed:
+            self._confirm(topic, timeout_s)
+
+    def _confirm(self, topic: str, timeout_s: float) -> None:
+        """Discovery the other way, once per topic: a node's reader may match our writer a moment after
+        our writer matched it, and the first commands would then be late or lost. A reliable reader
+        acknowledges only what it holds, so wait for that (a heartbeat period, about a second)."""
+        self.confirmed.add(topic)
+        readers = self.get_subscriptions_info_by_topic(topic)
+        if readers and all(r.qos_profile.reliability == ReliabilityPolicy.RELIABLE for r in readers):
+            if not self.pubs[topic].wait_for_all_acked(Duration(seconds=timeout_s)):
+                raise RunError(f"the readers of {topic} ({', '.join(r.node_name for r in readers)}) did not "
+                               f"acknowledge its first message within {timeout_s:.0f} s")
 
     def publish_frame(self, stamp_ns: int, frame: bytes) -> float:
         clock = Clock()
@@ -166,7 +181,7 @@ def feed(suite: Suite, plan: FeedPlan, expected: dict[str, dict[int, list[int]]]
         startup_s = time.monotonic() - started
         for k, step in enumerate(plan.steps):
             inputs_sent = time.monotonic()
-            feeder.publish_inputs(step.before)
+            feeder.publish_inputs(step.before, answer_timeout_s)
             # One call per node, served after frame k-1 (which it may not have answered) and these inputs.
             take(run, feeder, f"the nodes to take frame {k - 1} and the inputs before frame {k}", answer_timeout_s)
             sent = feeder.publish_frame(step.stamp_ns, step.frame)
