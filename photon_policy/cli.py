@@ -13,6 +13,7 @@
   photon export [--ckpt RUN] [--out FILE]
   photon shadow fleet --seeds 2000-2099 --out DIR      # expert drives, policy in shadow: clips
   photon shadow report DIR
+  photon replay-test [--update-refs] [--refs test/replay] [--nodes policy,world_model,shadow]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from photon_policy.bags.cli import add_commands as add_bag_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
+from photon_policy.replay.cli import add_commands as add_replay_commands
 from photon_policy.seeds import parse_seeds
 from photon_policy.shadow.cli import add_commands as add_shadow_commands
 from photon_policy.policy.cli import add_export_command
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bag_commands(sub)
     add_shadow_commands(sub)
+    add_replay_commands(sub)
     return parser
 
 
