@@ -482,18 +482,23 @@ def _vectors(messages, msgtype: str, topic: str, warnings: list[str], pick, bag:
     return _source(*_finite(stamps, values, topic, warnings, bag), 3)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _finite(stamps: list[int], values: list[tuple[float, ...]], topic: str | None, warnings: list[str],
             bag: Path) -> tuple[list[int], list[tuple[float, ...]]]:
-    """Drop messages with a NaN or infinite value (reported): a model trained on them learns NaN
-    (`collect --noise inf` recorded NaN commands that trained to val_loss = nan). A topic whose
-    every message is non-finite is not data at all: BagError."""
-    keep = [i for i, v in enumerate(values) if all(np.isfinite(x) for x in v)]
+    """Drop messages with a value that is not finite as float32, the arrays' type: NaN, inf, or a
+    float64 beyond float32's range (a damaged payload), which the cast would turn into inf. A model
+    trained on them learns NaN (`collect --noise inf` recorded NaN commands that trained to
+    val_loss = nan). A topic whose every message is non-finite is not data at all: BagError."""
+    keep = [i for i, v in enumerate(values) if all(abs(x) <= FLOAT32_MAX for x in v)]  # False for NaN
     if len(keep) == len(values):
         return stamps, values
     if not keep:
-        raise BagError(f"{bag}: all {len(values)} messages on {topic} hold non-finite values (NaN or inf)")
+        raise BagError(f"{bag}: all {len(values)} messages on {topic} hold non-finite values (NaN, inf, or beyond "
+                       f"float32's range)")
     warnings.append(f"{topic}: skipped {len(values) - len(keep)} of {len(values)} message(s) holding non-finite "
-                    f"values (NaN or inf); the newest finite one before each frame is used")
+                    f"values (NaN, inf, or beyond float32's range); the newest finite one before each frame is used")
     return [stamps[i] for i in keep], [values[i] for i in keep]
 
 

@@ -14,7 +14,7 @@ from photon_policy.bags.reader import BagError, list_bags, read_episode
 from photon_policy.bags.reindex import readable, reindex
 from photon_policy.cli import main as photon
 from photon_policy.seeds import MAX_SEEDS, parse_seeds
-from test_bag_reader import T0, drive, episode_records, frame_stamp, stamp, write_bag  # noqa: F401
+from test_bag_reader import T0, drive, episode_records, frame_stamp, odom, stamp, write_bag  # noqa: F401
 from sensor_msgs.msg import Image
 from photon_policy.bags.recorder import BagWriter
 from rclpy.serialization import serialize_message
@@ -98,6 +98,20 @@ def test_non_finite_commands_are_refused_at_reading(tmp_path):
     result = read_episode(some)
     assert np.all(np.isfinite(result.arrays.commands)) and np.all(np.isfinite(result.arrays.teleop))
     assert any("skipped 10 of 20 message(s) holding non-finite" in w for w in result.warnings)
+
+
+def test_values_beyond_float32_are_refused_like_inf(tmp_path):
+    """Found by the fuzz tier at 10,000 examples: a damaged odometry payload decoded to a finite
+    float64 (~1e300) that became inf in the float32 arrays."""
+    records = [r for r in episode_records() if r[0] != "/odom"]
+    huge = odom(frame_stamp(3) - 1, 1)
+    huge.twist.twist.linear.x = 1e300
+    bag = write_bag(tmp_path / "huge", records + [("/odom", frame_stamp(k) + 2, odom(frame_stamp(k) - 1, k))
+                                                  for k in range(20) if k != 3] + [("/odom", frame_stamp(3) + 2, huge)])
+    result = read_episode(bag)
+    assert np.all(np.isfinite(result.arrays.odom))
+    assert any("/odom: skipped 1 of 20 message(s) holding non-finite values (NaN, inf, or beyond float32" in w
+               for w in result.warnings)
 
 
 def test_a_bag_cut_by_sigkill_is_reindexed_for_rosbags(tmp_path, capsys):
