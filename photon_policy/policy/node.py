@@ -50,7 +50,8 @@ from sensor_msgs.msg import Image, Imu
 from photon_policy.paths import shipped_model
 from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
-from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
+from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, events_executor,
+                                            publish_delivered,
                                             run_node)
 from photon_policy.ros.stamps import seconds_from_stamp
 from photon_policy.policy.checkpoint import CheckpointError
@@ -257,7 +258,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, executor_factory=events_executor())
 
 
 if __name__ == "__main__":

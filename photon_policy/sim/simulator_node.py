@@ -43,7 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu
 from tf2_msgs.msg import TFMessage
 
 from photon_msgs.msg import EpisodeStatus
-from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, run_node
+from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, events_executor, run_node
 from photon_policy.seeds import parse_seeds
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
@@ -271,7 +271,7 @@ class SimulatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(SimulatorNode, args)
+    return run_node(SimulatorNode, args, executor_factory=events_executor())
 
 
 if __name__ == "__main__":
