@@ -31,10 +31,6 @@ class FrameCommand:
     nonfinite: bool = False
     """The model's output was not finite: the command is a stop."""
 
-    @property
-    def publish(self) -> bool:
-        return self.result.status in ("ok", "no_context")
-
 
 class FrameCommander:
     def __init__(self, runtime: PolicyRuntime, safety: SafetyLayer, autonomous: bool) -> None:

@@ -51,8 +51,7 @@ from photon_policy.paths import shipped_model
 from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, events_executor,
-                                            publish_delivered,
-                                            run_node)
+                                            publish_delivered, run_node)
 from photon_policy.ros.stamps import seconds_from_stamp
 from photon_policy.policy.checkpoint import CheckpointError
 from photon_policy.policy.export import BACKENDS, load_compute
