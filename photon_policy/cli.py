@@ -4,6 +4,7 @@
   photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--realtime] [--json out.json]
   photon demo [--driver policy|expert] [--seed N]
   photon record --out DIR [--topics ...]
+  photon play BAG [--rate R] [--loop] [--clock [HZ]] [--remap OLD:=NEW ...]     # like ros2 bag play
   photon collect --episodes N [--noise X] --out DIR
   photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger: the expert labels
   photon train world-model --data DIR --out RUN

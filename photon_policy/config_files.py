@@ -6,6 +6,7 @@ nodes are launched with, so both sides run with the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,20 @@ def describe(default: Any, description: str, **kwargs: Any) -> Any:
         return dataclasses.field(default_factory=lambda: type(default)(default),
                                  metadata={"description": description}, **kwargs)
     return dataclasses.field(default=default, metadata={"description": description}, **kwargs)
+
+
+def require_positive(config: Any, *names: str) -> None:
+    """ValueError naming the first field that is not a finite number > 0 (an infinite limit is no limit)."""
+    for name in names:
+        if not 0.0 < getattr(config, name) < math.inf:
+            raise ValueError(f"{name}={getattr(config, name)} must be finite and > 0")
+
+
+def require_non_negative(config: Any, *names: str) -> None:
+    """ValueError naming the first field that is not a finite number >= 0."""
+    for name in names:
+        if not 0.0 <= getattr(config, name) < math.inf:
+            raise ValueError(f"{name}={getattr(config, name)} must be finite and >= 0")
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -123,3 +123,14 @@ def nodes(tmp_path):
     runner = NodeRunner(tmp_path)
     yield runner
     runner.stop_all()
+
+
+def tiny_world_model(root: Path, image_size: int = 32) -> Path:
+    """A world model small enough to train and serve in seconds (untrained, seeded), saved under root."""
+    import torch
+    from world_model_node.checkpoint import save_checkpoint
+    from world_model_node.model import WorldModel, WorldModelConfig
+    torch.manual_seed(0)
+    wm = WorldModel(WorldModelConfig(image_size=image_size, enc_channels=(8, 8), dec_channels=(8, 8),
+                                     latent_channels=4, embed_dim=16, hidden=16, refine_channels=8, action_embed=8))
+    return save_checkpoint(root / "wm.pt", wm)

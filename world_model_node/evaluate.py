@@ -22,7 +22,6 @@ branches) and the CPU latency of one full prediction.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path

@@ -4,11 +4,14 @@
   photon collect --episodes N [--seeds LIST] [--noise X] --out DIR [--max-steps N] [--set NODE.PARAM=VALUE]
   photon collect --driver policy [--ckpt RUN] --episodes N --out DIR      # DAgger round
   photon bag reindex DIR                   # a bag cut by SIGKILL -> a complete, readable bag
+  photon play BAG [--rate R] [--loop] [--start-offset S] [--topics T ...] [--remap OLD:=NEW ...] [--clock [HZ]]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 from pathlib import Path
 
 from photon_policy.profiles import parse_overrides
@@ -58,8 +61,49 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from photon_policy.bags.player import PlayOptions, load_bag, parse_remap
+    from photon_policy.bags.player_node import run_player
+
+    options = PlayOptions(rate=args.rate, loop=args.loop, start_offset=args.start_offset,
+                          topics=tuple(args.topics or ()), remap=parse_remap(args.remap),
+                          clock_hz=args.clock or 0.0, start_paused=args.start_paused)
+    if not (math.isfinite(args.wait_for_subscribers) and args.wait_for_subscribers >= 0):
+        raise ValueError(f"--wait-for-subscribers {args.wait_for_subscribers}: must be a finite number >= 0")
+    bag = load_bag(args.bag, options)
+    span = (bag.messages[-1][0] - bag.messages[0][0]) / 1e9
+    print(f"[photon] playing {args.bag}: {len(bag.messages)} messages on {len(bag.topics)} topic(s), {span:.2f} s"
+          + (" (space pauses)" if sys.stdin.isatty() else ""), flush=True)
+    report = run_player(bag, options, args.wait_for_subscribers)
+    print(f"[photon] {report.summary(options.rate)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report.as_dict(options.rate), indent=1) + "\n")
+    for topic, n in sorted(report.published.items()):
+        print(f"[photon]   {options.published_name(topic)}: {n}")
+    return 0
+
+
+def add_play_command(subparsers: argparse._SubParsersAction) -> None:
+    play = subparsers.add_parser("play", help="publish a rosbag2 bag (MCAP or sqlite3) at its recorded rate, with "
+                                              "its recorded QoS, like `ros2 bag play`")
+    play.add_argument("bag", type=Path, help="bag directory")
+    play.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
+    play.add_argument("--loop", action="store_true", help="play again from the start until Ctrl-C")
+    play.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="start S seconds into the bag")
+    play.add_argument("--topics", nargs="+", metavar="TOPIC", help="play only these topics")
+    play.add_argument("--remap", nargs="+", default=[], metavar="OLD:=NEW", help="publish OLD as NEW")
+    play.add_argument("--clock", type=float, nargs="?", const=40.0, metavar="HZ",
+                      help="publish the bag's time on /clock (default 40 Hz) for nodes with use_sim_time")
+    play.add_argument("--start-paused", action="store_true",
+                      help="start paused (space, or `ros2 param set /player paused false`, resumes)")
+    play.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                      help="before playing, wait up to S seconds until every topic has a subscriber")
+    play.add_argument("--json", type=Path, help="write the playback report (rate achieved, lateness) here")
+    play.set_defaults(func=cmd_play)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add `record` and `collect` to the photon CLI's subparsers."""
+    """Add `record`, `collect`, `play` and `bag` to the photon CLI's subparsers."""
     rec = subparsers.add_parser("record", help="record topics into a rosbag2 bag until Ctrl-C")
     rec.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
     rec.add_argument("--topics", nargs="+", default=None, metavar="TOPIC",
@@ -84,6 +128,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     col.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                      help="override a node parameter, e.g. expert.noise_correlation_time=0.2")
     col.set_defaults(func=cmd_collect)
+    add_play_command(subparsers)
     add_bag_commands(subparsers)
 
 

@@ -16,6 +16,11 @@ longer than 1.5x the median starts a new segment.
 What cannot be read cleanly is reported, not hidden: a missing topic (zeros), frames
 with an unsupported encoding (skipped), a truncated MCAP file (read up to the damage).
 Only a bag with nothing to read raises BagError.
+
+Foreign bags (a car's `ros2 bag record`): `remap` maps the bag's topic names onto the ones
+read here ({"/cam/image": "/camera/image_raw"}); the camera topic may hold sensor_msgs/Image
+(rgb8, bgr8, rgba8, bgra8, mono8, any size) or sensor_msgs/CompressedImage (JPEG, PNG).
+Every bag topic the episode does not use is listed in BagEpisode.skipped, with the reason.
 """
 from __future__ import annotations
 
@@ -43,9 +48,10 @@ length corrupted to ~2**63, which rosbags tries to read or allocate: OverflowErr
 three found by the fuzz tier); anything else is a bug."""
 REINDEX_HINT = "run `photon bag reindex {path}` to make it readable by rosbags and ROS tools"
 from photon_policy.bags.episode_arrays import EpisodeArrays
-from photon_policy.ros.images import decode_image
+from photon_policy.ros.images import decode_compressed, decode_image
 
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
 DRIVE = "ackermann_msgs/msg/AckermannDriveStamped"
 IMU = "sensor_msgs/msg/Imu"
 ODOM = "nav_msgs/msg/Odometry"
@@ -69,6 +75,20 @@ class BagEpisode:
     """Steps of the episode as its last status says (0 without /sim/episode)."""
     final_reason: str = ""
     """Why it ended ("lap_complete", "time_limit", ...; "" if the bag ends first)."""
+    skipped: list["SkippedTopic"] = field(default_factory=list)
+    """Every topic of the bag that this episode does not use, and why."""
+
+
+@dataclass(frozen=True)
+class SkippedTopic:
+    """A bag topic left out (by the reader or the player): what it is and why."""
+    topic: str
+    msgtype: str
+    messages: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.topic} ({self.msgtype or 'unknown type'}, {self.messages} messages): {self.reason}"
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -92,28 +112,39 @@ def read_episode(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", *
 
 def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", drive_topic: str | None = None,
                   teleop_topic: str = "/teleop", imu_topic: str = "/imu", odom_topic: str = "/odom",
-                  episode_topic: str = "/sim/episode") -> list[BagEpisode]:
-    """Every episode in a bag, in time order. `drive_topic=None`: /drive if it has messages, else teleop."""
+                  episode_topic: str = "/sim/episode", remap: dict[str, str] | None = None,
+                  frame_size: tuple[int, int] | None = None) -> list[BagEpisode]:
+    """Every episode in a bag, in time order. `drive_topic=None`: /drive if it has messages, else teleop.
+    `remap`: bag topic -> the name it is read as (e.g. {"/cam/image": "/camera/image_raw"}).
+    `frame_size`: (width, height) every frame is resized to as it is decoded (area averaging), so a
+    long 640x480 drive is held at the model's size, never at full size; None keeps the bag's size."""
     path = Path(bag_dir)
     drive_candidates = [drive_topic] if drive_topic else ["/drive", teleop_topic]
     wanted = {camera_topic, teleop_topic, imu_topic, odom_topic, episode_topic, *drive_candidates}
-    raw, types, warnings = read_raw(path, wanted)
+    as_read = dict(remap or {})
+    in_bag = {ours: bag for bag, ours in as_read.items()}
+    raw, types, warnings = read_raw(path, {in_bag.get(t, t) for t in wanted})
+    raw = {as_read.get(t, t): v for t, v in raw.items()}
+    types = {as_read.get(t, t): v for t, v in types.items()}
+    unused: dict[str, str] = {}  # topic read as -> why it is not used
 
-    def messages(topic: str, expected_type: str) -> list[tuple[int, bytes]]:
+    def messages(topic: str, *expected_types: str) -> list[tuple[int, bytes]]:
         if not raw.get(topic):
             return []
-        if types[topic] != expected_type:
-            note = f"{topic} has type {types[topic]}, expected {expected_type}: not used"
+        if types[topic] not in expected_types:
+            note = f"{topic} has type {types[topic]}, expected {' or '.join(expected_types)}: not used"
             if note not in warnings:
                 warnings.append(note)
+            unused[topic] = f"type {types[topic]}, expected {' or '.join(expected_types)}"
             return []
         return raw[topic]
 
-    images = messages(camera_topic, IMAGE)
+    images = messages(camera_topic, IMAGE, COMPRESSED)
     if not images:
         present = ", ".join(sorted(t for t in raw if raw[t])) or "none"
-        raise BagError(f"{path}: no {IMAGE} messages on {camera_topic} (topics read: {present})")
-    stamps, frames = _decode_frames(images, camera_topic, warnings)
+        raise BagError(f"{path}: no {IMAGE} messages on {camera_topic} (nor {COMPRESSED}; topics read: {present}"
+                       + ("; remap a foreign bag's camera topic onto it" if camera_topic not in raw else "") + ")")
+    stamps, frames = _decode_frames(images, types[camera_topic], camera_topic, warnings, frame_size)
     if len(stamps) == 0:
         raise BagError(f"{path}: none of the {len(images)} frames on {camera_topic} could be decoded")
 
@@ -131,6 +162,11 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
     odom_src = _vectors(messages(odom_topic, ODOM), ODOM, odom_topic, warnings,
                         lambda m: (m.twist.twist.linear.x, m.twist.twist.linear.y, m.twist.twist.angular.z), path)
     statuses = _statuses(messages(episode_topic, STATUS), episode_topic, warnings)
+    used = {camera_topic, teleop_topic, imu_topic, odom_topic, episode_topic, *([driving] if driving else [])}
+    skipped = [SkippedTopic(bag, msgtype, count, unused.get(ours) or (
+                   "not one of the topics a dataset reads" + (f" (read as {ours})" if ours != bag else "")))
+               for bag, (msgtype, count) in bag_topics(path).items()
+               for ours in [as_read.get(bag, bag)] if ours not in used or ours in unused]
 
     episodes = []
     lower = None  # messages at or before the previous episode's last frame belong to it
@@ -149,15 +185,27 @@ def read_episodes(bag_dir: Path | str, camera_topic: str = "/camera/image_raw", 
             imu=_align(imu_src, t, lower), odom=_align(odom_src, t, lower),
             seed=seed, segments=segments)
         final_step, final_reason = _final(statuses, ep)
-        episodes.append(BagEpisode(arrays, ep_warnings, path, ep, final_step, final_reason))
+        episodes.append(BagEpisode(arrays, ep_warnings, path, ep, final_step, final_reason, skipped))
         lower = int(t[-1])
     return episodes
 
 
 # --- raw messages --------------------------------------------------------------------------------
 
-def read_raw(path: Path, topics: set[str]) -> tuple[dict[str, list[tuple[int, bytes]]], dict[str, str], list[str]]:
-    """(topic -> [(receive time ns, CDR bytes)], topic -> type, warnings) for the `topics` present."""
+def bag_topics(path: Path) -> dict[str, tuple[str, int]]:
+    """topic -> (type, message count) as metadata.yaml lists them; {} without a readable metadata.yaml."""
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        return {t["topic_metadata"]["name"]: (str(t["topic_metadata"]["type"]), int(t["message_count"]))
+                for t in info["topics_with_message_count"]}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {}
+
+
+def read_raw(path: Path, topics: set[str] | None) -> tuple[dict[str, list[tuple[int, bytes]]], dict[str, str],
+                                                            list[str]]:
+    """(topic -> [(receive time ns, CDR bytes)], topic -> type, warnings) for the `topics` present
+    (None: every topic)."""
     if not path.exists():
         raise BagError(f"{path}: no such bag directory")
     if not path.is_dir():
@@ -198,7 +246,9 @@ def _read_with_rosbags(sources: list[Path], topics: set[str], bag: Path, strict:
     for source in sources:
         try:
             with Reader(source) as reader:
-                connections = [c for c in reader.connections if c.topic in topics]
+                connections = [c for c in reader.connections if topics is None or c.topic in topics]
+                if not connections:
+                    continue  # rosbags reads an empty selection as "every connection"
                 for c in connections:
                     types[c.topic] = c.msgtype
                     raw.setdefault(c.topic, [])
@@ -216,11 +266,7 @@ def _read_with_rosbags(sources: list[Path], topics: set[str], bag: Path, strict:
 
 
 def _metadata_counts(path: Path) -> dict[str, int] | None:
-    try:
-        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-        return {t["topic_metadata"]["name"]: int(t["message_count"]) for t in info["topics_with_message_count"]}
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return None
+    return {topic: count for topic, (_, count) in bag_topics(path).items()} or None
 
 
 def _scan_mcaps(files: list[Path], topics: set[str], expected: dict[str, int] | None):
@@ -243,7 +289,8 @@ def _lost(raw: dict[str, list], topics: set[str], expected: dict[str, int] | Non
     """A warning naming the messages metadata.yaml lists but the reading did not find, if any."""
     if expected is None:
         return []
-    lost = {t: n - len(raw.get(t, [])) for t, n in expected.items() if t in topics and n > len(raw.get(t, []))}
+    lost = {t: n - len(raw.get(t, [])) for t, n in expected.items()
+            if (topics is None or t in topics) and n > len(raw.get(t, []))}
     if not lost:
         return []
     return ["messages listed in metadata.yaml but not readable: " +
@@ -359,21 +406,27 @@ def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def _decode_frames(images: list[tuple[int, bytes]], topic: str, warnings: list[str]):
+def _decode_frames(images: list[tuple[int, bytes]], msgtype: str, topic: str, warnings: list[str],
+                   frame_size: tuple[int, int] | None = None):
     store = photon_typestore()
+    decode = decode_compressed if msgtype == COMPRESSED else decode_image
+    if frame_size is not None:
+        import cv2  # only here: most readers never resize
     skipped: Counter[str] = Counter()
     by_stamp: dict[int, np.ndarray] = {}
     shape = None
     for _, data in images:
         try:
-            msg = store.deserialize_cdr(data, IMAGE)
-            frame = decode_image(msg)
+            msg = store.deserialize_cdr(data, msgtype)
+            frame = decode(msg)
         except Exception as exc:  # noqa: BLE001 - a damaged message must not lose the bag
             skipped[f"undecodable ({type(exc).__name__})"] += 1
             continue
         if frame is None:
-            skipped[f"encoding {msg.encoding!r}"] += 1
+            skipped[f"encoding {msg.encoding!r}"] += 1  # decode_compressed raises instead
             continue
+        if frame_size is not None and frame.shape[1::-1] != tuple(frame_size):
+            frame = cv2.resize(frame, tuple(frame_size), interpolation=cv2.INTER_AREA)
         shape = shape or frame.shape
         if frame.shape != shape:
             skipped[f"size {frame.shape[1]}x{frame.shape[0]} (not {shape[1]}x{shape[0]})"] += 1

@@ -58,6 +58,12 @@ def interface_types(dirs: dict[str, Path] | None = None) -> dict:
 @lru_cache(maxsize=1)
 def photon_typestore() -> Typestore:
     """ROS 2 Kilted + ackermann_msgs, tf2_msgs (if missing) and photon_msgs. Cached: treat as read-only."""
+    return new_typestore()
+
+
+def new_typestore(**extra_msgs: str) -> Typestore:
+    """A new store like photon_typestore's, plus `pkg/msg/Type="<.msg text>"` definitions of its own
+    (e.g. a foreign bag's types, in tests)."""
     store = get_typestore(Stores.ROS2_KILTED)
     types = interface_types()
     missing = [name for name in ("photon_msgs/msg/EpisodeStatus", "ackermann_msgs/msg/AckermannDriveStamped")
@@ -66,6 +72,8 @@ def photon_typestore() -> Typestore:
         raise FileNotFoundError(
             f"cannot find the .msg files of {', '.join(missing)}: not in {REPO_ROOT / 'msgs'} "
             "and not in the ament index (source your install's setup.bash)")
+    for name, text in extra_msgs.items():
+        types.update(get_types_from_msg(text, name))
     store.register({k: v for k, v in types.items() if k not in store.fielddefs})
     return store
 

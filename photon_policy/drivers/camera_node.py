@@ -16,7 +16,8 @@ camera_name, camera_info_url, loop, publish_compressed, jpeg_quality, publish_mo
 
 Transport: Fast DDS's default shared-memory segment cannot hold a 640x480 frame, which then goes
 over UDP fragments and is often lost under best effort; main() points Fast DDS at
-config/fastdds_camera.xml (a 16 MiB segment) unless FASTDDS_DEFAULT_PROFILES_FILE is set.
+config/fastdds_camera.xml (a 16 MiB segment) unless FASTDDS_DEFAULT_PROFILES_FILE is set. Frames
+larger than the segment in force are still published, and counted (`frames_over_transport_limit`).
 
 Frames are read on a thread of their own (a device read blocks until the next frame). Files
 and folders are paced at `framerate`; falling behind skips the missed slots (counted as
@@ -47,6 +48,7 @@ from photon_policy.paths import config_dir
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
 from photon_policy.ros.node_runtime import declare_config, describe, run_node
+from photon_policy.ros.transport import profiles_file, shm_segment_bytes
 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 5.0
 
@@ -98,6 +100,8 @@ class CameraNode(Node):
         self.frames = 0
         self.late = 0
         self.resized = 0
+        self.transport_limit = shm_segment_bytes(profiles_file())
+        self.over_transport_limit = 0
         self.drops: Counter[str] = Counter()
         self.openings = 0
         self.source_state = "opening"
@@ -204,6 +208,11 @@ class CameraNode(Node):
         if frame.shape[:2] != (self.height, self.width):
             frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
             self.resized += 1
+        if frame.nbytes > self.transport_limit:
+            self.over_transport_limit += 1
+            self.get_logger().warning(
+                f"{frame.nbytes} B frames exceed the {self.transport_limit} B shared-memory segment: best-effort "
+                "subscribers may lose them whole (docs/ROBUSTNESS.md)", throttle_duration_sec=10.0)
         self.image_pub.publish(image_message(frame, stamp, self.params.camera_frame_id))
         self.info_pub.publish(self._camera_info(stamp))
         if self.compressed_pub is not None and self.compressed_pub.get_subscription_count() > 0:
@@ -247,6 +256,8 @@ class CameraNode(Node):
                   "configured_rate_hz": self.params.framerate, "dropped": sum(self.drops.values()),
                   **{f"dropped_{k}": v for k, v in self.drops.items()}, "late": self.late,
                   "resized": self.resized, "openings": self.openings,
+                  "transport_limit_bytes": self.transport_limit,
+                  "frames_over_transport_limit": self.over_transport_limit,
                   "calibrated": self.calibration.calibrated,
                   "frame_age_s": "none" if age is None else f"{age:.3f}"}
         problems = []
@@ -260,6 +271,8 @@ class CameraNode(Node):
             problems.append(f"{self.resized} frames resized to {self.width}x{self.height}")
         if self.calibration_error:
             problems.append(self.calibration_error)
+        if self.over_transport_limit:
+            problems.append(f"{self.over_transport_limit} frames over the {self.transport_limit} B transport limit")
         return values, problems
 
     def publish_safe_state(self) -> None:

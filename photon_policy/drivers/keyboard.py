@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from photon_policy.config_files import describe
+from photon_policy.config_files import describe, require_positive
 from photon_policy.drivers.vehicle import VehicleLimits
 
 ARROWS = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left",
@@ -27,9 +27,7 @@ class KeyboardConfig:
     rate_hz: float = describe(20.0, "commands per second on teleop")
 
     def __post_init__(self) -> None:
-        for name in ("speed_step", "steering_step", "steer_hold_s", "rate_hz"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        require_positive(self, "speed_step", "steering_step", "steer_hold_s", "rate_hz")
 
 
 def parse_keys(data: bytes) -> list[str]:

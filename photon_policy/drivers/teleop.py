@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from photon_policy.config_files import describe
+from photon_policy.config_files import describe, require_positive
 from photon_policy.drivers.vehicle import VehicleLimits
 
 MANUAL, AUTONOMOUS, STOP = "manual", "autonomous", "stop"
@@ -41,9 +41,7 @@ class TeleopConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if self.deadman_button == self.autonomy_button:
             raise ValueError("deadman_button and autonomy_button must differ")
-        for name in ("rate_hz", "joy_timeout"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        require_positive(self, "rate_hz", "joy_timeout")
         for name in ("speed_scale", "steering_scale"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite")

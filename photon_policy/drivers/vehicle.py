@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from photon_policy.config_files import describe
+from photon_policy.config_files import describe, require_non_negative
 
 
 @dataclass
@@ -18,10 +18,7 @@ class VehicleLimits:
     max_reverse_speed: float = describe(1.0, "m/s backward (a positive number)")
 
     def __post_init__(self) -> None:
-        for name in ("max_steering_angle", "max_speed", "max_reverse_speed"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"{name}={value} must be a finite number >= 0")
+        require_non_negative(self, "max_steering_angle", "max_speed", "max_reverse_speed")
 
     def violation(self, steering: float, speed: float) -> str | None:
         """Why (steering, speed) may not reach the motors, or None when it may.

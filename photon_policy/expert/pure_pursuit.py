@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photon_policy.config_files import require_non_negative, require_positive
+
 if TYPE_CHECKING:  # the expert only reads x, y, yaw and speed; it needs no simulator
     from photon_policy.sim.carracing import VehicleState
 
@@ -63,16 +65,12 @@ class ExpertConfig:
     """Control period, s (one simulator step)."""
 
     def __post_init__(self) -> None:
-        for name in ("wheelbase", "lookahead_min", "max_speed", "max_lateral_accel", "max_accel",
-                     "max_braking_decel", "curvature_window", "max_steering_angle",
-                     "noise_correlation_time", "dt"):
-            if not 0.0 < getattr(self, name) < math.inf:
-                raise ValueError(f"{name}={getattr(self, name)} must be finite and > 0")
-        for name in ("rear_axle_offset", "lookahead_time", "speed_preview_time",
-                     "steering_time_constant", "steering_noise_std", "steering_pulse_interval",
-                     "steering_pulse_duration"):
-            if not 0.0 <= getattr(self, name) < math.inf:  # inf noise makes NaN commands
-                raise ValueError(f"{name}={getattr(self, name)} must be finite and >= 0")
+        require_positive(self, "wheelbase", "lookahead_min", "max_speed", "max_lateral_accel", "max_accel",
+                         "max_braking_decel", "curvature_window", "max_steering_angle", "noise_correlation_time",
+                         "dt")
+        require_non_negative(self, "rear_axle_offset", "lookahead_time", "speed_preview_time",  # inf noise: NaN
+                             "steering_time_constant", "steering_noise_std", "steering_pulse_interval",
+                             "steering_pulse_duration")
         if self.search_window < 1:
             raise ValueError(f"search_window={self.search_window} must be >= 1")
         if self.steering_pulse_interval > 0.0 and self.steering_noise_std <= 0.0:

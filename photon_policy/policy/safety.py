@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photon_policy.config_files import describe
+from photon_policy.config_files import describe, require_positive
 
 STEERING_NONFINITE = "steering_nonfinite"
 SPEED_NONFINITE = "speed_nonfinite"
@@ -44,11 +44,8 @@ class SafetyConfig:
     watchdog_s: float = describe(0.2, "s: with no camera frame for this long, publish a stop (autonomous mode)")
 
     def __post_init__(self) -> None:
-        for name in ("max_steering_angle", "max_speed", "max_steering_rate", "max_accel", "max_decel",
-                     "watchdog_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f"{name}={value} must be finite and > 0")
+        require_positive(self, "max_steering_angle", "max_speed", "max_steering_rate", "max_accel", "max_decel",
+                         "watchdog_s")
 
 
 def _finite(x: object) -> float | None:

@@ -23,7 +23,7 @@ import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from photon_policy.config_files import describe
+from photon_policy.config_files import describe, require_non_negative, require_positive
 
 STAMP_TOLERANCE_S = 1e-6
 """Durations are differences of float stamps: 10.2 - 10.1 must count as 0.1 s."""
@@ -44,12 +44,8 @@ class DivergenceConfig:
                                     "the policy needs its context and ramps up from a stop")
 
     def __post_init__(self) -> None:
-        for name in ("steering_scale", "speed_scale", "open_threshold", "max_gap_s", "max_driver_age_s"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("min_duration_s", "close_duration_s", "pair_wait_s", "warmup_s"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        require_positive(self, "steering_scale", "speed_scale", "open_threshold", "max_gap_s", "max_driver_age_s")
+        require_non_negative(self, "min_duration_s", "close_duration_s", "pair_wait_s", "warmup_s")
         if not 0.0 < self.close_threshold <= self.open_threshold:
             raise ValueError(f"close_threshold={self.close_threshold} must be in (0, open_threshold="
                              f"{self.open_threshold}]")

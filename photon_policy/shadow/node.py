@@ -41,6 +41,7 @@ from tf2_msgs.msg import TFMessage
 
 from photon_msgs.msg import Divergence, EpisodeStatus
 from photon_policy.ros.diagnostics import Diagnostics
+from photon_policy.config_files import require_non_negative, require_positive
 from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, events_executor, run_node
 from photon_policy.ros.stamps import stamp_from_seconds
 from photon_policy.shadow import cdr
@@ -62,13 +63,8 @@ class ShadowParams:
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ValueError("output_dir must name a directory")
-        for name in ("pre_s", "post_s"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if not self.buffer_mb > 0.0:
-            raise ValueError(f"buffer_mb={self.buffer_mb} must be > 0")
-        if not self.camera_timeout_s > 0.0:
-            raise ValueError(f"camera_timeout_s={self.camera_timeout_s} must be > 0")
+        require_non_negative(self, "pre_s", "post_s")
+        require_positive(self, "buffer_mb", "camera_timeout_s")
 
 
 DRIVE_TYPE = "ackermann_msgs/msg/AckermannDriveStamped"

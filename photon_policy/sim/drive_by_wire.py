@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from photon_policy.config_files import require_non_negative, require_positive
+
 # CarRacing-v3's continuous action space: steer [-1, 1], gas [0, 1], brake [0, 1].
 _ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 _ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
@@ -74,14 +76,10 @@ class DriveByWireConfig:
     """Brake ceiling: ~0.4 already reaches the grip limit and >= 0.9 locks the wheels."""
 
     def __post_init__(self) -> None:
-        for name in ("max_steering_angle", "max_speed", "full_gas_accel", "lateral_grip",
-                     "wheelbase", "brake_decel_per_unit", "max_brake"):
-            if not 0.0 < getattr(self, name) < math.inf:  # an infinite limit is no limit
-                raise ValueError(f"{name}={getattr(self, name)} must be finite and > 0")
-        for name in ("max_reverse_speed", "speed_kp", "speed_ki", "integral_limit", "coast_band",
-                     "traction_gas_offset", "traction_gas_per_speed"):
-            if not 0.0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"{name}={getattr(self, name)} must be finite and >= 0")
+        require_positive(self, "max_steering_angle", "max_speed", "full_gas_accel", "lateral_grip",
+                         "wheelbase", "brake_decel_per_unit", "max_brake")
+        require_non_negative(self, "max_reverse_speed", "speed_kp", "speed_ki", "integral_limit", "coast_band",
+                             "traction_gas_offset", "traction_gas_per_speed")
 
 
 @dataclass(frozen=True)

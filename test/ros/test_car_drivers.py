@@ -102,6 +102,26 @@ def test_camera_node_plays_a_video_file_with_capture_stamps_and_calibration(node
     assert proc.wait(timeout=15) == 0
 
 
+def test_camera_node_counts_frames_over_the_transport_limit(nodes, probe, tmp_path, monkeypatch):
+    """Issue 14, finding 10: frames bigger than the publisher's shared-memory segment may vanish under
+    best effort without a trace at the subscriber; the camera node counts them and says so."""
+    from test_drivers import SMALL_SHM_PROFILE  # a 256 KiB segment: a 640x480 rgb8 frame (900 KiB) exceeds it
+    profile = tmp_path / "small_shm.xml"
+    profile.write_text(SMALL_SHM_PROFILE)
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+    video = tmp_path / "drive.avi"
+    write_video(video, 10)
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics")
+    proc = nodes.start("car", "camera", video_device=str(video), framerate=10.0, loop=True)
+    probe.wait_for(lambda: int(diagnostics_values(diags, "camera").get("frames_over_transport_limit", 0)) >= 3, 60,
+                   lambda: f"frames over the limit counted; last diagnostics {diagnostics_values(diags, 'camera')}")
+    values = diagnostics_values(diags, "camera")
+    assert int(values["transport_limit_bytes"]) == 262144 and "transport limit" in values["message"]
+    assert "exceed the 262144 B shared-memory segment" in nodes.log("camera")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
 def test_camera_node_survives_an_unknown_device_and_corrupt_frames(nodes, probe, tmp_path):
     diags = probe.subscribe(DiagnosticArray, "/diagnostics")
     proc = nodes.start("car", "camera", video_device="/dev/video99")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ackermann_msgs.msg import AckermannDriveStamped
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
@@ -27,8 +26,7 @@ from photon_policy.policy.checkpoint import save_policy
 from photon_policy.policy.model import DrivingPolicy
 from photon_policy.ros.images import image_message
 from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
-from world_model_node.checkpoint import save_checkpoint
-from world_model_node.model import WorldModel, WorldModelConfig
+from conftest import tiny_world_model
 
 SIZE = 32
 PHOTON = [sys.executable, "-m", "photon_policy.cli"]
@@ -37,10 +35,7 @@ PHOTON = [sys.executable, "-m", "photon_policy.cli"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    wm = WorldModel(WorldModelConfig(image_size=SIZE, enc_channels=(8, 8), dec_channels=(8, 8), latent_channels=4,
-                                     embed_dim=16, hidden=16, refine_channels=8, action_embed=8))
-    wm_path = save_checkpoint(root / "wm.pt", wm)
+    wm_path = tiny_world_model(root, SIZE)
     return {"wm": wm_path, "policy": save_policy(root / "policy.pt", DrivingPolicy.from_world_model(wm_path, head_width=16))}
 
 

@@ -27,8 +27,7 @@ from photon_policy.sim import messages
 from photon_policy.policy.checkpoint import save_policy
 from photon_policy.policy.export import export_torchscript
 from photon_policy.policy.model import DrivingPolicy
-from world_model_node.checkpoint import save_checkpoint
-from world_model_node.model import WorldModel, WorldModelConfig
+from conftest import tiny_world_model
 
 SIZE = 32
 T0 = 100.0
@@ -38,10 +37,7 @@ T0 = 100.0
 def ckpts(tmp_path_factory):
     """A tiny world model, a policy started from it, and adversarial variants of that policy."""
     root = tmp_path_factory.mktemp("policy")
-    torch.manual_seed(0)
-    wm = WorldModel(WorldModelConfig(image_size=SIZE, enc_channels=(8, 8), dec_channels=(8, 8), latent_channels=4,
-                                     embed_dim=16, hidden=16, refine_channels=8, action_embed=8))
-    wm_path = save_checkpoint(root / "wm.pt", wm)
+    wm_path = tiny_world_model(root, SIZE)
     policy = DrivingPolicy.from_world_model(wm_path, head_width=16)
     with torch.no_grad():
         policy.head[-1].bias[1] = 2.0  # drive off (sigmoid(2) * 100 = 88 m/s): the ramp and the stop show

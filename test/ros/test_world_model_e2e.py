@@ -86,14 +86,21 @@ def test_node_serves_predictions_and_state(trained, nodes, probe):
     probe.wait_for(lambda: any(s.name.endswith("world model") for d in diags for s in d.status), 5, "diagnostics")
 
 
-def test_node_converts_or_drops_and_counts_bad_frames(trained, nodes, probe):
+def serve(trained, nodes, probe, camera: str):
+    """The trained world model's node on its own camera topic (every frame predicted from); the probe's
+    camera publisher, prediction and diagnostics boxes."""
     _, run = trained
     nodes.start("sim-world-model", "world_model", checkpoint=str(run / "best.pt"), rate_hz=0.0,
-                remap={"camera/image_raw": "/test_camera"})
-    pub = probe.publisher(Image, "/test_camera", qos_profile_sensor_data)
+                remap={"camera/image_raw": camera})
+    pub = probe.publisher(Image, camera, qos_profile_sensor_data)
     predictions = probe.subscribe(Image, "/world_model/prediction")
     diags = probe.subscribe(DiagnosticArray, "/diagnostics")
     probe.wait_for(lambda: pub.get_subscription_count() > 0, 20, "world model up")
+    return pub, predictions, diags
+
+
+def test_node_converts_or_drops_and_counts_bad_frames(trained, nodes, probe):
+    pub, predictions, diags = serve(trained, nodes, probe, "/test_camera")
     rng = np.random.default_rng(0)
     for k in range(40):  # 64x64 bgr8 frames at 50 Hz: converted (resampled), then predicted from
         msg = image_message(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), stamp_from_seconds(
@@ -127,13 +134,7 @@ def test_node_refuses_a_bad_checkpoint(tmp_path, nodes):
 def test_node_recovers_from_clock_jumps(trained, nodes, probe):
     """Issue 14, finding 2: one frame stamped an hour ahead, then the clock set back an hour: the node
     resets its context (counted) and predicts again, instead of dropping every later frame."""
-    _, run = trained
-    nodes.start("sim-world-model", "world_model", checkpoint=str(run / "best.pt"), rate_hz=0.0,
-                remap={"camera/image_raw": "/jump_camera"})
-    pub = probe.publisher(Image, "/jump_camera", qos_profile_sensor_data)
-    predictions = probe.subscribe(Image, "/world_model/prediction")
-    diags = probe.subscribe(DiagnosticArray, "/diagnostics")
-    probe.wait_for(lambda: pub.get_subscription_count() > 0, 20, "world model up")
+    pub, predictions, diags = serve(trained, nodes, probe, "/jump_camera")
     rng = np.random.default_rng(1)
 
     def stream(t0: float, frames: int) -> None:

@@ -229,3 +229,31 @@ def test_limits_and_mount():
     assert (x, y) == (0.0, 0.0) and z == pytest.approx(math.sqrt(0.5)) and w == pytest.approx(math.sqrt(0.5))
     x, y, z, w = CameraMount(pitch=0.2).quaternion()
     assert y == pytest.approx(math.sin(0.1)) and x == 0.0
+
+
+SMALL_SHM_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"><profiles>
+  <transport_descriptors>
+    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
+    <transport_descriptor><transport_id>shm</transport_id><type>SHM</type><segment_size>262144</segment_size>
+    </transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="small" is_default_profile="true"><rtps>
+    <userTransports><transport_id>shm</transport_id><transport_id>udp</transport_id></userTransports>
+    <useBuiltinTransports>false</useBuiltinTransports>
+  </rtps></participant>
+</profiles></dds>
+"""
+
+
+def test_transport_limit_is_the_profiles_shared_memory_segment(tmp_path):
+    from photon_policy.paths import config_dir
+    from photon_policy.ros.transport import FASTDDS_DEFAULT_SHM_SEGMENT_BYTES, shm_segment_bytes
+    small = tmp_path / "small.xml"
+    small.write_text(SMALL_SHM_PROFILE)
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<dds><profiles>")
+    assert shm_segment_bytes(config_dir() / "fastdds_camera.xml") == 16 * 2**20
+    assert shm_segment_bytes(small) == 262144
+    for fallback in (None, broken, tmp_path / "absent.xml"):
+        assert shm_segment_bytes(fallback) == FASTDDS_DEFAULT_SHM_SEGMENT_BYTES == 512 * 1024
