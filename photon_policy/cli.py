@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
     up.set_defaults(func=cmd_up)
 
-    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep), or the world model on bags")
+    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep, or --realtime), or the world "
+                                     "model on bags")
     ev.add_argument("target", nargs="?", choices=["world-model"],
                     help="world-model: PSNR/SSIM/counterfactuals on held-out bags; omit to score a driver")
     ev.add_argument("--driver", choices=["expert", "policy"], default="expert")
