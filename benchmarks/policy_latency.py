@@ -1,5 +1,5 @@
 """Policy latency: camera image arrival -> command on /drive, through real DDS, beside the in-process
-per-frame compute (eager and TorchScript).
+per-frame compute of each backend (eager, TorchScript, ONNX Runtime).
 
 A probe node publishes camera frames (96x96 rgb8, from an expert drive), IMU and odometry at
 50 Hz, each frame with a unique stamp, to a policy_node process (the sim-policy profile's
@@ -38,18 +38,19 @@ def stats(ms: list[float]) -> dict:
             "max_ms": round(float(a.max()), 3)}
 
 
-def in_process(ckpt: Path, frames: np.ndarray, n: int, threads: int) -> dict:
-    """Per-frame time of PolicyRuntime.push (what the node's callback runs), eager and TorchScript."""
+BACKENDS = ("eager", "torchscript", "onnx")
+
+
+def in_process(ckpt: Path, frames: np.ndarray, n: int, threads: int, kinds: tuple[str, ...] = BACKENDS) -> dict:
+    """Per-frame time of PolicyRuntime.push (what the node's callback runs), per backend, side by side."""
     from photon_policy.policy.export import load_compute
-    from photon_policy.policy.runtime import PolicyRuntime
+    from photon_policy.policy.runtime import runtime_for
 
     torch.set_num_threads(threads)
     out = {}
-    for kind in ("eager", "torchscript"):
-        compute = load_compute(ckpt, kind)
-        wm = compute.config.wm
-        runtime = PolicyRuntime(compute, wm.context_steps, wm.model_dt,
-                                (wm.latent_channels, wm.latent_size, wm.latent_size))
+    for kind in kinds:
+        compute = load_compute(ckpt, kind, threads=threads)
+        runtime = runtime_for(compute)
         ms = []
         for k in range(n + WARMUP):
             runtime.add_odom(0.02 * k, 30.0)
@@ -160,7 +161,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000, help="timed frames (after 50 warm-up frames)")
     parser.add_argument("--rate", type=float, default=50.0, help="camera rate, Hz")
     parser.add_argument("--export", default="torchscript",
-                        help="the node's `export` parameter: eager | torchscript (its default) | FILE")
+                        help="the node's `export` parameter: eager | torchscript | onnx | FILE")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in process (the node's default: 1)")
     args = parser.parse_args()
     from photon_policy.expert.in_process import drive_frames

@@ -1,7 +1,7 @@
 """`photon`: run profiles, evaluate drivers, and the demo.
 
   photon up <profile> [--set node.param=value ...] [--with optional_node ...] [--dry-run]
-  photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--json out.json]
+  photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--realtime] [--json out.json]
   photon demo [--driver policy|expert] [--seed N]
   photon record --out DIR [--topics ...]
   photon play BAG [--rate R] [--loop] [--clock [HZ]] [--remap OLD:=NEW ...]     # like ros2 bag play
@@ -79,13 +79,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif args.ckpt is not None:
         raise ValueError("--ckpt is for --driver policy")
     report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
-                      log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint)
+                      log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint, realtime=args.realtime)
     if args.json:
         report.write(args.json)
         print(f"[photon] wrote {args.json} and {args.json.with_suffix('.png')}")
     if not args.quiet:
         for e in report.episodes:
-            print(f"  seed {e.seed:4d}: {e.score:7.1f}  ({e.steps} steps, {e.reason})")
+            late = f", {e.timing['late_steps']} late, {e.timing['dropped_frames']} dropped" if args.realtime else ""
+            print(f"  seed {e.seed:4d}: {e.score:7.1f}  ({e.steps} steps, {e.reason}{late})")
     print(report.summary())
     return 0
 
@@ -118,12 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
     up.set_defaults(func=cmd_up)
 
-    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep), or the world model on bags")
+    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep, or --realtime), or the world "
+                                     "model on bags")
     ev.add_argument("target", nargs="?", choices=["world-model"],
                     help="world-model: PSNR/SSIM/counterfactuals on held-out bags; omit to score a driver")
     ev.add_argument("--driver", choices=["expert", "policy"], default="expert")
     ev.add_argument("--seeds", default="0-9", help="e.g. 0-99 or 3,7,11 (default 0-9)")
     ev.add_argument("--max-steps", type=int, default=1000)
+    ev.add_argument("--realtime", action="store_true",
+                    help="the simulator at its 50 Hz wall clock, as on a car (default: lockstep); reports late, "
+                         "stale and dropped frames and the command age at each step")
     ev.add_argument("--json", type=Path, help="write the report here (and a plot beside it)")
     ev.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE")
     ev.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")

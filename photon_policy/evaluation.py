@@ -1,17 +1,19 @@
 """Evaluate a driver through the full ROS loop: the profile's nodes in lockstep (photon_policy.lockstep),
-scores from sim/episode."""
+or with the simulator at its wall-clock rate (`realtime`, as on a car); scores from sim/episode, the
+timeliness of the driver's commands from sim/episode_timing (photon_policy.sim.timing)."""
 from __future__ import annotations
 
 import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import rclpy
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from photon_msgs.msg import EpisodeStatus
@@ -28,6 +30,8 @@ class EpisodeScore:
     score: float
     steps: int
     reason: str
+    timing: dict[str, Any] | None = None
+    """Late, stale and dropped frames and the command age at each step (photon_policy.sim.timing)."""
 
 
 @dataclass
@@ -37,6 +41,7 @@ class EvalReport:
     episodes: list[EpisodeScore]
     wall_time_s: float
     steps_per_second: float
+    mode: str = "lockstep"
     mean: float = field(init=False)
     std: float = field(init=False)
     min: float = field(init=False)
@@ -49,14 +54,32 @@ class EvalReport:
         self.min, self.max = min(scores), max(scores)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"driver": self.driver, "profile": self.profile, "n_episodes": len(self.episodes),
+        return {"driver": self.driver, "profile": self.profile, "mode": self.mode, "n_episodes": len(self.episodes),
                 "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
                 "steps_per_second": self.steps_per_second, "wall_time_s": self.wall_time_s,
+                "timing": self.timing(),
                 "episodes": [asdict(e) for e in self.episodes]}
 
+    def timing(self) -> dict[str, Any]:
+        """Over every episode: steps, late/stale steps and dropped frames, command age p50/p99/max."""
+        timings = [e.timing for e in self.episodes if e.timing is not None]
+        ages = [a for t in timings for a in t["command_age_ms"]]
+        totals = {k: sum(t[k] for t in timings) for k in ("steps", "late_steps", "stale_steps", "dropped_frames")}
+        return {**totals, **{f"command_age_ms_{name}": (round(float(f(ages)), 2) if ages else math.nan)
+                             for name, f in (("p50", statistics.median), ("max", max),
+                                             ("p99", lambda a: statistics.quantiles(a, n=100)[-1] if len(a) > 1
+                                              else a[0]))}}
+
     def summary(self) -> str:
-        return (f"{self.driver}: mean {self.mean:.1f} ± {self.std:.1f} (min {self.min:.1f}, max {self.max:.1f}) "
-                f"over {len(self.episodes)} episodes, {self.steps_per_second:.1f} steps/s through the ROS loop")
+        text = (f"{self.driver}: mean {self.mean:.1f} ± {self.std:.1f} (min {self.min:.1f}, max {self.max:.1f}) "
+                f"over {len(self.episodes)} episodes, {self.steps_per_second:.1f} steps/s through the ROS loop "
+                f"({self.mode})")
+        if self.mode == "realtime":
+            t = self.timing()
+            text += (f"; of {t['steps']} steps {t['late_steps']} late, {t['stale_steps']} stale (braking), "
+                     f"{t['dropped_frames']} frames dropped; command age p50 {t['command_age_ms_p50']} ms, "
+                     f"p99 {t['command_age_ms_p99']} ms, max {t['command_age_ms_max']} ms")
+        return text
 
     def write(self, path: Path, plot: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +111,7 @@ def plot_scores(report: EvalReport, path: Path) -> None:
 
 
 class EpisodeMonitor(Node):
-    """Collects finished episodes from sim/episode."""
+    """Collects finished episodes from sim/episode, and their timing from sim/episode_timing."""
 
     def __init__(self, context: rclpy.Context | None = None) -> None:
         super().__init__("photon_eval_monitor", context=context)
@@ -97,8 +120,10 @@ class EpisodeMonitor(Node):
         self.last_status_at: float | None = None
         self.last_done_at: float | None = None
         self.current_episode, self.current_step = -1, 0
-        self.create_subscription(EpisodeStatus, "sim/episode", self._on_status,
-                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.timings: dict[int, dict[str, Any]] = {}
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(EpisodeStatus, "sim/episode", self._on_status, reliable)
+        self.create_subscription(DiagnosticStatus, "sim/episode_timing", self._on_timing, reliable)
 
     def steps_done(self, max_steps: int) -> int:
         """Steps of finished episodes, counted as max_steps each, plus the running one's: a progress count."""
@@ -114,11 +139,31 @@ class EpisodeMonitor(Node):
             self.last_done_at = now
 
 
+    def _on_timing(self, msg: DiagnosticStatus) -> None:
+        timing = parse_timing(msg)
+        self.timings[timing["episode"]] = timing
+
+    def scores(self) -> list[EpisodeScore]:
+        return [replace(self.finished[i], timing=self.timings.get(i)) for i in sorted(self.finished)]
+
+
+def parse_timing(msg: DiagnosticStatus) -> dict[str, Any]:
+    """sim/episode_timing's key-values -> numbers; `command_age_ms`, a list (one age per step)."""
+    values = {kv.key: kv.value for kv in msg.values}
+    ages = values.pop("command_age_ms")
+    values.pop("mode")
+    timing: dict[str, Any] = {k: (int(v) if v.lstrip("-").isdigit() else float(v)) for k, v in values.items()}
+    timing["command_age_ms"] = [float(a) for a in ages.split(",")] if ages else []
+    return timing
+
+
 def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
              overrides: dict[str, dict[str, Any]] | None = None, log_dir: Path | None = None,
-             stall_timeout_s: float = 60.0, progress: bool = True, checkpoint: str | Path | None = None) -> EvalReport:
-    """Run `seeds` in lockstep through the driver's profile and collect the scores.
-    `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy)."""
+             stall_timeout_s: float = 60.0, progress: bool = True, checkpoint: str | Path | None = None,
+             realtime: bool = False) -> EvalReport:
+    """Run `seeds` through the driver's profile and collect the scores: in lockstep, or with
+    `realtime` at the simulator's wall-clock rate (its first frame waits for the driver's first
+    command). `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy)."""
     if driver not in DRIVER_PROFILES:
         raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
     profile = load_profile(DRIVER_PROFILES[driver])
@@ -128,7 +173,8 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
             raise ValueError(f"a checkpoint is for the policy driver; the {driver} driver has none")
         node_overrides.setdefault("policy", {})["checkpoint"] = str(checkpoint)
     node_overrides.setdefault("simulator", {}).update(
-        mode="lockstep", seeds=",".join(map(str, seeds)), repeat=False, max_steps=max_steps)
+        mode="realtime" if realtime else "lockstep", wait_for_driver=realtime, seeds=",".join(map(str, seeds)),
+        repeat=False, max_steps=max_steps)
     run = LockstepRun(EpisodeMonitor, log_dir, prefix="photon-eval-")
     processes = ProfileProcesses(profile, node_overrides, log_dir=run.log_dir)
     bar = _progress_bar(len(seeds) * max_steps, driver) if progress else None
@@ -143,15 +189,19 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
                 if bar is not None:
                     bar.update(monitor.steps_done(max_steps) - bar.n)
             run.spin_until(lambda: len(monitor.finished) >= len(seeds), 7 * 24 * 3600.0, "the episodes", check)
+            # The simulator publishes each episode's timing as it ends; the last may trail its status.
+            run.spin_until(lambda: len(monitor.timings) >= len(seeds), 10.0, "the episodes' timing",
+                           detail=lambda: f" (have {sorted(monitor.timings)})")
     finally:
         if bar is not None:
             bar.close()
 
-    episodes = [monitor.finished[i] for i in sorted(monitor.finished)]
+    episodes = monitor.scores()
     total_steps = sum(e.steps for e in episodes)
     span = max((monitor.last_done_at or 0.0) - (monitor.first_status_at or 0.0), 1e-9)
     return EvalReport(driver=driver, profile=profile.name, episodes=episodes,
-                      wall_time_s=span, steps_per_second=total_steps / span)
+                      wall_time_s=span, steps_per_second=total_steps / span,
+                      mode="realtime" if realtime else "lockstep")
 
 
 def _progress_bar(total_steps: int, driver: str):

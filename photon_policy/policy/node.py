@@ -50,12 +50,13 @@ from sensor_msgs.msg import Image, Imu
 from photon_policy.paths import shipped_model
 from photon_policy.ros.camera import IMAGE_TRANSPORT_HELP, CameraIntake, check_transport, subscribe_camera
 from photon_policy.ros.diagnostics import Diagnostics
-from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, publish_delivered,
-                                            run_node)
+from photon_policy.ros.node_runtime import (ConfigError, create_wall_timer, declare_config, describe, events_executor,
+                                            publish_delivered, run_node)
 from photon_policy.ros.stamps import seconds_from_stamp
 from photon_policy.policy.checkpoint import CheckpointError
 from photon_policy.policy.export import BACKENDS, load_compute
-from photon_policy.policy.runtime import PolicyRuntime
+from photon_policy.policy.frame_commands import FrameCommander, LastCommand
+from photon_policy.policy.runtime import runtime_for, warm_up
 from photon_policy.policy.safety import SPEED_NONFINITE, STEERING_NONFINITE, SafetyConfig, SafetyLayer
 
 MODES = ("autonomous", "shadow")
@@ -95,6 +96,14 @@ PARAMETERS = ((PolicyNodeParams, ""), (SafetyConfig, ""))
 """Every parameter the node declares: (config dataclass, name prefix)."""
 
 
+def source(p: PolicyNodeParams) -> str:
+    """The file the node loads: the checkpoint (empty: the shipped one), or an exported file, which
+    carries everything (then `checkpoint` is not read)."""
+    if p.export in BACKENDS:
+        return p.checkpoint or str(shipped_model(SHIPPED, "policy"))
+    return p.export
+
+
 class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__("policy")
@@ -102,25 +111,19 @@ class PolicyNode(Node):
         self.safety = SafetyLayer(declare_config(self, SafetyConfig))
         torch.set_num_threads(p.threads)
         try:
-            if p.export in BACKENDS:
-                path = p.checkpoint or str(shipped_model(SHIPPED, "policy"))
-            else:
-                path = p.export  # an exported file carries everything; `checkpoint` is not read
+            path = source(p)
             compute = load_compute(path, p.export, p.device, p.threads)
         except (CheckpointError, FileNotFoundError) as exc:
             raise ConfigError(f"checkpoint refused: {exc}") from exc
-        wm = compute.config.wm
-        self.size = wm.image_size
-        self.runtime = PolicyRuntime(compute, wm.context_steps, wm.model_dt,
-                                     (wm.latent_channels, wm.latent_size, wm.latent_size), p.device,
-                                     p.input_timeout)
+        self.size = compute.config.wm.image_size
+        self.runtime = runtime_for(compute, p.device, p.input_timeout)
         self.autonomous = p.mode == "autonomous"
+        self.commander = FrameCommander(self.runtime, self.safety, self.autonomous)
         self.camera = CameraIntake(self.size, lambda text: self.get_logger().warning(text, throttle_duration_sec=2.0))
         self.missing: Counter[str] = Counter()
         self.compute_times: deque[float] = deque(maxlen=1000)
         self.callback_times: deque[float] = deque(maxlen=1000)
         self.commands = 0
-        self.frames_without_context = 0
         self.watchdog_stops = 0
         self._last_msg: AckermannDriveStamped | None = None
         self._last_frame_wall: float | None = None
@@ -147,16 +150,8 @@ class PolicyNode(Node):
                                f"{p.mode}, commands on {self.drive_pub.topic_name}")
 
     def _warm_up(self, compute) -> None:
-        """A few runs before the first frame: TorchScript optimises on its first calls, and a
-        checkpoint whose outputs are not finite is reported now."""
-        ok = True
-        for _ in range(3):
-            probe = PolicyRuntime(compute, self.runtime.steps, self.runtime.dt, self.runtime.latent_shape,
-                                  self.runtime.device)
-            for i in range(self.runtime.steps * 5 + 1):
-                result = probe.push(np.zeros((self.size, self.size, 3), np.uint8), i * self.runtime.dt / 5)
-            ok = ok and result.command is not None and bool(np.all(np.isfinite(result.command)))
-        if not ok:
+        rt = self.runtime
+        if not warm_up(compute, rt.steps, rt.dt, rt.latent_shape, self.size, rt.device):
             self.get_logger().error("the policy's output is not finite on a blank frame: "
                                     "expect its commands to be stops")
 
@@ -178,39 +173,26 @@ class PolicyNode(Node):
         if frame is None:
             return
         stamp = seconds_from_stamp(msg.header.stamp)
-        result = self.runtime.push(frame, stamp)
-        if result.status == "repeat":
-            if self._last_msg is not None and self._last_msg.header.stamp == msg.header.stamp:
-                self.drive_pub.publish(self._last_msg)
+        last = self._last_msg
+        out = self.commander.command(frame, stamp, last and LastCommand(
+            seconds_from_stamp(last.header.stamp), last.drive.steering_angle, last.drive.speed))
+        if out.result.status == "repeat":
+            if last is not None and last.header.stamp == msg.header.stamp:
+                self.drive_pub.publish(last)
             return
-        if result.status == "out_of_order":
+        if out.result.status == "out_of_order":
             self.camera.drop("out_of_order", f"frame stamped {stamp:.3f} s is older than the newest")
             return
         self._last_frame_wall, self._last_frame_stamp = time.monotonic(), stamp
-        self._missing_now = result.missing
-        self.missing.update(result.missing)
-        if result.command is None:
-            steering, speed = self._without_context(stamp)
-        else:
-            self.compute_times.append(result.compute_s)
-            steering, speed, hits = self.safety.filter(float(result.command[0]), float(result.command[1]), stamp)
-            if STEERING_NONFINITE in hits or SPEED_NONFINITE in hits:
-                self.get_logger().error(f"policy output {result.command.tolist()} is not finite: publishing a stop",
-                                        throttle_duration_sec=2.0)
-        self._publish(msg.header.stamp, steering, speed)
-        if self.autonomous:
-            self.runtime.add_applied(stamp, steering, speed)
+        self._missing_now = out.result.missing
+        self.missing.update(out.result.missing)
+        if out.result.command is not None:
+            self.compute_times.append(out.result.compute_s)
+        if out.nonfinite:
+            self.get_logger().error(f"policy output {out.result.command.tolist()} is not finite: publishing a stop",
+                                    throttle_duration_sec=2.0)
+        self._publish(msg.header.stamp, out.steering, out.speed)
         self.callback_times.append(time.perf_counter() - started)
-
-    def _without_context(self, stamp: float) -> tuple[float, float]:
-        """Before the policy has its context: hold the last command briefly, else stop."""
-        self.frames_without_context += 1
-        last = self._last_msg
-        if last is not None and 0.0 <= stamp - seconds_from_stamp(last.header.stamp) \
-                <= self.safety.config.watchdog_s:
-            steering, speed, _ = self.safety.filter(last.drive.steering_angle, last.drive.speed, stamp)
-            return steering, speed
-        return self.safety.stop(stamp)
 
     def _publish(self, stamp, steering: float, speed: float, delivered: bool = False) -> None:
         msg = AckermannDriveStamped()
@@ -257,7 +239,7 @@ class PolicyNode(Node):
                   **{f"dropped_{k}": v for k, v in self.camera.drops.items()},
                   "limit_hits": sum(hits.values()), **{f"limit_{k}": v for k, v in hits.items()},
                   "stops": self.safety.stops, "watchdog_stops": self.watchdog_stops,
-                  "frames_without_context": self.frames_without_context,
+                  "frames_without_context": self.commander.frames_without_context,
                   "frames_without_imu": self.missing["imu"], "frames_without_odom": self.missing["odom"],
                   "imu": "missing: zeros" if "imu" in self._missing_now else "ok",
                   "odom": "missing: applied command speed" if "odom" in self._missing_now else "ok",
@@ -275,7 +257,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, executor_factory=events_executor())
 
 
 if __name__ == "__main__":

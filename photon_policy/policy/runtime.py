@@ -127,3 +127,24 @@ class PolicyRuntime:
     def _nearest(self, t: float) -> _Frame | None:
         best = min(self._frames, key=lambda f: abs(f.stamp - t), default=None)
         return best if best is not None and abs(best.stamp - t) <= self.tolerance else None
+
+
+def warm_up(compute: Compute, steps: int, dt: float, latent_shape: tuple[int, int, int], size: int,
+            device: torch.device | str = "cpu") -> bool:
+    """A few runs before the first frame: TorchScript optimises on its first calls (a loop that
+    drives without them computes its first frames differently). False when the outputs on a blank
+    frame are not finite."""
+    ok = True
+    for _ in range(3):
+        probe = PolicyRuntime(compute, steps, dt, latent_shape, device)
+        for i in range(steps * 5 + 1):
+            result = probe.push(np.zeros((size, size, 3), np.uint8), i * dt / 5)
+        ok = ok and result.command is not None and bool(np.all(np.isfinite(result.command)))
+    return ok
+
+
+def runtime_for(compute: Compute, device: torch.device | str = "cpu", input_timeout_s: float = 0.5) -> PolicyRuntime:
+    """A runtime with the context the compute's world model was trained with."""
+    wm = compute.config.wm
+    return PolicyRuntime(compute, wm.context_steps, wm.model_dt, (wm.latent_channels, wm.latent_size, wm.latent_size),
+                         device, input_timeout_s)

@@ -104,6 +104,19 @@ class _StopRequest:
         self.requested = True
 
 
+def events_executor() -> Callable[[], Any]:
+    """rclpy's EventsExecutor where it exists (Jazzy and newer), else the SingleThreadedExecutor
+    (Humble). The default executor rebuilds its wait set in Python on every spin: at 50 Hz on
+    eight topics ~12 % of a core for the shadow node, ~5 % with the events executor
+    (benchmarks/shadow_node.py); in the lockstep loop 40 % of the policy node's samples
+    (docs/EVAL_SPEED.md)."""
+    try:
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor
+    except ImportError:
+        return SingleThreadedExecutor
+
+
 def run_node(node_factory: Callable[[], Node], args: list[str] | None = None,
              executor_factory: Callable[[], Any] = SingleThreadedExecutor) -> int:
     """Spin a node until Ctrl-C, SIGTERM or the node sets `finished`; returns an exit code.

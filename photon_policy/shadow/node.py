@@ -42,7 +42,7 @@ from tf2_msgs.msg import TFMessage
 from photon_msgs.msg import Divergence, EpisodeStatus
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.config_files import require_non_negative, require_positive
-from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, run_node
+from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, events_executor, run_node
 from photon_policy.ros.stamps import stamp_from_seconds
 from photon_policy.shadow import cdr
 from photon_policy.shadow.clips import DRIVES, Buffered, ClipJob, ClipWriter, RingBuffer, unique_path
@@ -324,19 +324,7 @@ class ShadowNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ShadowNode, args, executor_factory=executor_factory())
-
-
-def executor_factory():
-    """rclpy's EventsExecutor where it exists (Jazzy and newer): at 50 Hz on eight topics the
-    SingleThreadedExecutor's wait-set rebuilds cost this node ~12 % of a core, the events
-    executor ~5 % (benchmarks/shadow_node.py). Humble lacks it: the default serves."""
-    try:
-        from rclpy.experimental import EventsExecutor
-        return EventsExecutor
-    except ImportError:
-        from rclpy.executors import SingleThreadedExecutor
-        return SingleThreadedExecutor
+    return run_node(ShadowNode, args, executor_factory=events_executor())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 
 from photon_policy.sim.carracing import DT, CarRacingVehicle, StepResult, VehicleState
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig, sanitize_command
+from photon_policy.sim.timing import EpisodeTiming
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class SimulationSession:
         self.frame: np.ndarray | None = None
         self.last_result: StepResult | None = None
         self.command: CommandInForce | None = None
+        self.timing = EpisodeTiming()
+        """The running episode's command timeliness (photon_policy.sim.timing)."""
 
     @property
     def state(self) -> VehicleState:
@@ -60,6 +63,7 @@ class SimulationSession:
         self.dbw.reset()
         self.last_result = None
         self.command = None
+        self.timing = EpisodeTiming()
         self.tick += 1
         return True
 
@@ -93,7 +97,9 @@ class SimulationSession:
     def step(self, now: float, command_timeout: float | None) -> StepResult:
         """Advance one physics step under the command in force, braking if there is none or it is stale."""
         measured_speed = self.vehicle.state().speed
-        if self.command_is_stale(now, command_timeout):
+        stale = self.command_is_stale(now, command_timeout)
+        self.timing.step(self.tick * DT, None if stale else self.command.stamp, stale)
+        if stale:
             self.counters["stale_ticks"] += 1
             action = self.dbw.brake_action()
         else:

@@ -9,6 +9,8 @@ Publishes (defaults; all relative, so remappable and namespaceable):
   /clock             rosgraph_msgs/Clock (sim time: DT per frame)
   sim/episode        photon_msgs/EpisodeStatus, one per frame
   sim/track          nav_msgs/Path, the track centre line (transient local; privileged, for the expert)
+  sim/episode_timing diagnostic_msgs/DiagnosticStatus, one per finished episode: late, stale and
+                     dropped frames, command age at each step (photon_policy.sim.timing); reliable
   /diagnostics       diagnostic_msgs/DiagnosticArray, 1 Hz
 Subscribes:
   drive              ackermann_msgs/AckermannDriveStamped (steering angle rad, speed m/s); reliable,
@@ -18,7 +20,8 @@ Subscribes:
                      (the simulator's clock minus its stamp).
 
 Clock modes: `realtime` steps at rate_hz and brakes when the command is older
-than command_timeout (wall); `lockstep` steps once the command stamped with the
+than command_timeout (wall; with wait_for_driver, it shows the first frame until the first
+command arrives, so a driver still starting up does not cost the episode); `lockstep` steps once the command stamped with the
 current frame's stamp arrives, so a run is deterministic and as fast as the loop.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ackermann_msgs.msg import AckermannDriveStamped
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -39,7 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu
 from tf2_msgs.msg import TFMessage
 
 from photon_msgs.msg import EpisodeStatus
-from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, run_node
+from photon_policy.ros.node_runtime import create_wall_timer, declare_config, describe, events_executor, run_node
 from photon_policy.seeds import parse_seeds
 from photon_policy.ros.diagnostics import Diagnostics
 from photon_policy.ros.images import image_message
@@ -61,6 +65,8 @@ class SimulatorParams:
     max_steps: int = describe(MAX_STEPS, f"steps per episode before truncation (1..{MAX_STEPS})")
     command_timeout: float = describe(0.2, "realtime: a command older than this (s) is stale and the car brakes")
     lockstep_resend: float = describe(0.5, "lockstep: republish the frame if no command came for this long (s)")
+    wait_for_driver: bool = describe(False, "realtime: republish the first frame each tick, without stepping, "
+                                            "until the first command arrives")
     odom_frame: str = describe("odom", "world-fixed frame")
     base_frame: str = describe("base_link", "vehicle frame")
     camera_link: str = describe("camera_link", "camera body frame")
@@ -112,10 +118,12 @@ class SimulatorNode(Node):
         self.clock_pub = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
         self.status_pub = self.create_publisher(EpisodeStatus, "sim/episode", QoSProfile(depth=100))
         self.track_pub = self.create_publisher(Path, "sim/track", LATCHED)
+        self.timing_pub = self.create_publisher(DiagnosticStatus, "sim/episode_timing", QoSProfile(depth=100))
         self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, NEWEST_COMMAND)
         self.command_ages: deque[float] = deque(maxlen=1000)
 
         self.lockstep = self.params.mode == "lockstep"
+        self.waiting_for_driver = self.params.wait_for_driver and not self.lockstep
         self._frame_stamp = None
         self._last_progress = time.monotonic()
         self._started_at = time.monotonic()
@@ -143,6 +151,8 @@ class SimulatorNode(Node):
                                       throttle_duration_sec=1.0)
             return
         problems = self.session.accept_command(msg.drive.steering_angle, msg.drive.speed, now, stamp)
+        self.session.timing.answer(stamp, now)
+        self.waiting_for_driver = False
         if problems:
             self.get_logger().warning(
                 f"drive command {msg.drive.steering_angle!r} rad, {msg.drive.speed!r} m/s: "
@@ -160,6 +170,9 @@ class SimulatorNode(Node):
 
     # --- stepping ----------------------------------------------------------------------------
     def _tick(self) -> None:
+        if self.waiting_for_driver:
+            self._publish_frame(with_tf=False)  # the same frame again: tf would repeat its stamp
+            return
         if not self.finished:
             stale = self.session.command_is_stale(time.monotonic(), self.params.command_timeout)
             if stale and self.session.command is not None:
@@ -178,6 +191,7 @@ class SimulatorNode(Node):
             self.get_logger().info(
                 f"episode {self.session.episode} seed {self.session.seed}: score {r.score:.1f} "
                 f"in {r.step} steps ({r.reason})")
+            self._publish_timing()
             self._start_episode()
 
     def _start_episode(self) -> None:
@@ -185,6 +199,7 @@ class SimulatorNode(Node):
             self.get_logger().info("last seed done; shutting down")
             # Reliable delivery needs the writer alive until readers acknowledge the final status.
             self.status_pub.wait_for_all_acked(Duration(seconds=2.0))
+            self.timing_pub.wait_for_all_acked(Duration(seconds=2.0))
             self.finished = True
             return
         stamp = self._stamp()
@@ -210,6 +225,7 @@ class SimulatorNode(Node):
         p, s = self.params, self.session
         stamp = self._stamp()
         self._frame_stamp = stamp
+        s.timing.frame(seconds_from_stamp(stamp), time.monotonic())
         state = s.state
         self.clock_pub.publish(messages.clock(stamp))
         if with_tf:
@@ -221,6 +237,14 @@ class SimulatorNode(Node):
         self.status_pub.publish(messages.episode_status(s.seed, s.episode, s.last_result, state,
                                                         stamp, p.odom_frame))
         self.odom_pub.publish(messages.odometry(state, stamp, p.odom_frame, p.base_frame))
+
+    def _publish_timing(self) -> None:
+        s = self.session
+        values = {"episode": s.episode, "seed": s.seed, "mode": self.params.mode, **s.timing.summary(),
+                  "command_age_ms": ",".join(f"{a:g}" for a in s.timing.ages_ms)}
+        self.timing_pub.publish(DiagnosticStatus(
+            name=f"episode {s.episode}", hardware_id="carracing-v3",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
 
     def _diagnostic_report(self) -> tuple[dict, list[str]]:
         counters = self.session.counters
@@ -247,7 +271,7 @@ class SimulatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(SimulatorNode, args)
+    return run_node(SimulatorNode, args, executor_factory=events_executor())
 
 
 if __name__ == "__main__":
