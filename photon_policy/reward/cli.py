@@ -1,6 +1,6 @@
 """`photon train reward` and `photon eval reward`.
 
-  photon train reward --clips DIR [--drives DIR] --out RUN [--design rlif|pvp|preference]
+  photon train reward --clips DIR [--drives DIR] --out RUN [--design rlif|pvp|preference] [--speed-gate]
                       [--world-model RUN|FILE] [--holdout-seeds 2080-2099] [--config YAML] [--steps N]
   photon eval reward --ckpt RUN --data DRIVES [--clips DIR] --seeds 2080-2099 [--world-model RUN] [--json F]
 """
@@ -23,7 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     values = run_args.config_values(args, RewardTrainConfig)
     values.update({k: v for k, v in (("clips", str(args.clips)), ("drives", args.drives and str(args.drives)),
-                                     ("design", args.design), ("holdout_seeds", args.holdout_seeds),
+                                     ("design", args.design), ("speed_gate", args.speed_gate), ("holdout_seeds", args.holdout_seeds),
                                      ("feature_cache", args.feature_cache and str(args.feature_cache)))
                    if v is not None})
     if args.world_model is not None or not values.get("world_model"):
@@ -43,7 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("photon eval reward needs --seeds: the held-out seeds (never trained on)")
     ckpt = run_args.resolve_checkpoint(args.ckpt, "reward.pt", "reward model")
     report = evaluate.evaluate(ckpt, Path(_world_model(args.world_model)), args.data[0], args.clips,
-                               parse_seeds(args.seeds), args.feature_cache, progress=not args.quiet)
+                               parse_seeds(args.seeds), args.feature_cache, skip_s=args.skip_s,
+                               progress=not args.quiet)
     print(evaluate.summary(report))
     if args.json:
         evaluate.write(report, args.json)
@@ -56,6 +57,8 @@ def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips", type=Path, required=True, help="a shadow node's output_dir (index.jsonl + clip bags)")
     p.add_argument("--drives", type=Path, help="full shadow drives of the same fleet (trained on instead of clips)")
     p.add_argument("--design", choices=("rlif", "pvp", "preference"))
+    p.add_argument("--speed-gate", action="store_true", default=None,
+                   help="rlif: reward = forward speed x P(no intervention) (the compared designs' best)")
     p.add_argument("--world-model", type=Path, help="world model whose features it reads (default: the shipped one)")
     p.add_argument("--holdout-seeds", help="seeds never trained on, e.g. 2080-2099")
     p.add_argument("--feature-cache", type=Path, help="cache of the world model's features (default: RUN/features)")
@@ -67,3 +70,5 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=Path, help="reward: shadow clips (held-out seeds' clips are scored in pairs)")
     parser.add_argument("--world-model", type=Path, help="reward: the world model (default: the shipped one)")
     parser.add_argument("--feature-cache", type=Path, help="reward: cache of the world model's features")
+    parser.add_argument("--skip-s", type=float, default=1.0,
+                        help="reward: seconds left out at the start of each drive (CarRacing's zoom-in)")

@@ -95,11 +95,12 @@ def dataset(samples: list[Samples], design: str, pairs: int, seed: int) -> Datas
 def loss(design: str, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     """The design's loss on a batch, and metrics ("loss", "acc": the share labelled the right way)."""
     if design == "preference":
-        margin = model(batch["state_a"], batch["command_a"]).sum(-1) - model(batch["state_b"], batch["command_b"]).sum(-1)
+        margin = (model(batch["state_a"], batch["command_a"], raw=True).sum(-1)
+                  - model(batch["state_b"], batch["command_b"], raw=True).sum(-1))
         value = F.binary_cross_entropy_with_logits(margin, batch["target"])
         acc = ((margin > 0).float() == batch["target"]).float().mean()
     else:
-        r = model(batch["state"], batch["command"])
+        r = model(batch["state"], batch["command"], raw=True)
         if design == "rlif":
             value = F.binary_cross_entropy_with_logits(-r, batch["target"])
             acc = ((r < 0).float() == batch["target"]).float().mean()

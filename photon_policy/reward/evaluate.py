@@ -26,13 +26,9 @@ import torch
 from photon_policy.learning.checkpoint import content_hash
 from photon_policy.reward.data import drive_bags, drive_contexts, read_clip_dir
 from photon_policy.reward.designs import SEGMENT_STEPS, segments
-from photon_policy.reward.features import Samples, load_samples
+from photon_policy.reward.features import SPEED_COLUMN, Samples, load_samples
 from photon_policy.reward.model import load_reward
 from world_model_node.checkpoint import load_model as load_world_model
-
-SPEED_COLUMN = -2
-"""state[:, SPEED_COLUMN]: the normalised forward speed (features.py: extras last, steering zeroed)."""
-
 
 def rank(x: np.ndarray) -> np.ndarray:
     """Ranks from 0, ties sharing their mean rank (as Spearman's rho needs)."""
@@ -119,7 +115,8 @@ def evaluate(reward_ckpt: Path, world_model: Path, drives: Path, clips: Path | N
         lines, bags = read_clip_dir(clips)
         clip_s = load_samples([bags[l["clip"]] for l in lines if l.get("seed") in held], wm, wm_hash, cache,
                               None, progress)
-    report = {"checkpoint": str(reward_ckpt), "design": ckpt["model_config_obj"].design,
+    rc = ckpt["model_config_obj"]
+    report = {"checkpoint": str(reward_ckpt), "design": rc.design + (" x speed" if rc.speed_gate else ""),
               "world_model_sha256": wm_hash, "seeds": sorted(held), "skip_s": skip_s, "tie_per_s": tie_per_s}
     for name, scorer in (("model", model_scorer(model)), ("speed", speed_scorer)):
         report[name] = score_drives(drive_s, scorer, skip_s) | (score_clips(clip_s, scorer, tie_per_s) if clip_s else {})
@@ -131,7 +128,7 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = np.array(report["model"]["episode_points"])
+    pts = np.array(report["model"]["episode_points"]).reshape(-1, 2)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(pts[:, 1], pts[:, 0], s=14)
     ax.set_xlabel("simulator return (held-out drive)")
@@ -146,7 +143,7 @@ def summary(report: dict) -> str:
     rows = []
     for name in ("model", "speed"):
         m = report[name]
-        rows.append(f"  {name + ' (' + report['design'] + ')' if name == 'model' else 'speed reference':24s} "
+        rows.append(f"  {name + ' (' + report['design'] + ')' if name == 'model' else 'speed reference':22s} "
                     f"episode rho {m['episode_spearman']:.3f} ({m['episodes']})  "
                     f"segment rho {m['segment_spearman']:.3f} ({m['segments']})  "
                     + (f"clip pairs {100 * m['clip_accuracy']:.1f} % ({m['clip_pairs']})" if "clip_accuracy" in m else ""))

@@ -28,6 +28,8 @@ _POLICY = PolicyConfig()
 EXTRAS_SCALE = np.array([_POLICY.accel_scale, _POLICY.accel_scale, _POLICY.yaw_rate_scale, _POLICY.speed_scale,
                          np.inf], np.float32)
 """Divides the extras; inf zeroes the applied steering (see the module docstring)."""
+SPEED_COLUMN = -2
+"""state[..., SPEED_COLUMN]: the normalised forward speed (the extras come last, steering zeroed)."""
 COMMAND_SCALE = np.array([_POLICY.max_steering_angle, _POLICY.max_speed], np.float32)
 FIELDS = ("frame", "time", "state", "driver", "policy", "event", "judge")
 

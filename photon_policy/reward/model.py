@@ -3,7 +3,10 @@
 state: the frozen world model's features and the normalised extras (features.py); command:
 [steering, speed] normalised by the policy's output range. An MLP maps both to one number.
 What the number means depends on the design that trained it (designs.py); every design's
-reward is "higher is better driving".
+reward is "higher is better driving". With `speed_gate` (rlif only) the reward is the car's forward
+speed (its odometry, normalised: progress along the road when on it) times the learned probability
+that no intervention is needed: RLIF's intervention signal gates a progress term, so that driving
+fast where the driver would take over scores low, and standing still scores nothing.
 
 A reward checkpoint names the world model whose features it reads by content hash
 (`extra.world_model_sha256`): loading it with another world model is refused naming both.
@@ -18,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from photon_policy.learning.checkpoint import (CheckpointError, read_checkpoint, save_checkpoint, with_weights)
+from photon_policy.reward.features import SPEED_COLUMN
 
 FORMAT, VERSION = "photon-reward", 1
 DESIGNS = ("rlif", "pvp", "preference")
@@ -31,10 +35,14 @@ class RewardConfig:
     """Which published design trained it (designs.py): rlif, pvp or preference."""
     width: int = 256
     layers: int = 2
+    speed_gate: bool = False
+    """r = normalised forward speed x P(no intervention) (rlif only; see the module docstring)."""
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"design={self.design!r}: one of {', '.join(DESIGNS)}")
+        if self.speed_gate and self.design != "rlif":
+            raise ValueError("speed_gate gates the speed by RLIF's intervention probability: design rlif only")
         if self.state_dim < 1 or self.width < 1 or self.layers < 1:
             raise ValueError("state_dim, width and layers must be >= 1")
 
@@ -60,9 +68,13 @@ class RewardNet(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, state: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
-        """state (..., D), command (..., 2) normalised -> (...) reward."""
-        return self.mlp(torch.cat([state, command], -1))[..., 0]
+    def forward(self, state: torch.Tensor, command: torch.Tensor, raw: bool = False) -> torch.Tensor:
+        """state (..., D), command (..., 2) normalised -> (...) reward; `raw`: the network's output,
+        what the designs train (without `speed_gate` the same)."""
+        out = self.mlp(torch.cat([state, command], -1))[..., 0]
+        if raw or not self.config.speed_gate:
+            return out
+        return state[..., SPEED_COLUMN] * torch.sigmoid(out)
 
 
 def save_reward(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,

@@ -34,6 +34,8 @@ class RewardTrainConfig(loop.SharedSettings):
     """World-model checkpoint whose features the reward reads (frozen)."""
     design: str = "rlif"
     """rlif, pvp or preference (designs.py)."""
+    speed_gate: bool = False
+    """rlif only: reward = forward speed x P(no intervention) (model.py)."""
     holdout_seeds: str = ""
     """Seeds never trained on (e.g. 2080-2099): the evaluation's."""
     width: int = 256
@@ -45,6 +47,8 @@ class RewardTrainConfig(loop.SharedSettings):
     pairs: int = 20000
     """Preference pairs drawn (design preference)."""
     val_interval: int = 250
+    threads: int = 1
+    """One thread: the network is small, and more threads only spin on a loaded machine (50 vs 1.4 steps/s)."""
     feature_cache: str = ""
     """Where the world model's features of each bag are cached (default: out_dir/features)."""
 
@@ -53,7 +57,7 @@ class RewardTrainConfig(loop.SharedSettings):
             raise ValueError("give the shadow clips directory (--clips)")
         if not self.world_model:
             raise ValueError("give a world-model checkpoint")
-        RewardConfig(design=self.design)  # validates the design's name
+        RewardConfig(design=self.design, speed_gate=self.speed_gate)  # validates both
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,9 +99,13 @@ def _train(config: RewardTrainConfig, samples, procs: loop.Processes) -> Path:
     # Split by stream name (CRC32), as the other trainers split episodes.
     train_s, val_s = split_episodes([s for s in samples if len(s)], config.val_fraction)
     train_ds = designs.dataset(train_s, config.design, config.pairs, config.seed)
-    val_ds = designs.dataset(val_s, config.design, max(config.pairs // 10, 1), config.seed + 1) if val_s else None
+    try:
+        val_ds = designs.dataset(val_s, config.design, max(config.pairs // 10, 1), config.seed + 1) if val_s else None
+    except ValueError as exc:  # too few held-out segments to pair: train without validation, and say so
+        print(f"[photon] no validation: {exc}", flush=True)
+        val_ds = None
     rc = RewardConfig(state_dim=samples[0].state.shape[1], design=config.design, width=config.width,
-                      layers=config.layers)
+                      layers=config.layers, speed_gate=config.speed_gate)
     model = RewardNet(rc).to(procs.device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
