@@ -106,7 +106,7 @@ def evaluate(reward_ckpt: Path, world_model: Path, drives: Path, clips: Path | N
     wm_hash = content_hash(wm_ckpt)
     model, ckpt = load_reward(reward_ckpt, wm_hash)  # refused when trained on another world model
     held = set(seeds)
-    drive_s = held_out(load_samples([b for b in drive_bags(drives)], wm, wm_hash, cache, drive_contexts(drives),
+    drive_s = held_out(load_samples(drive_bags(drives), wm, wm_hash, cache, drive_contexts(drives),
                                     progress), held)
     if not drive_s:
         raise ValueError(f"{drives}: no drive with a seed in the held-out seeds")

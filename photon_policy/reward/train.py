@@ -7,7 +7,7 @@ seed is in `holdout_seeds` are never read for training (they are `photon eval re
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
