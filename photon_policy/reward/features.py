@@ -70,6 +70,13 @@ class Samples:
             return cls(name, int(z["seed"]), str(z["context"]), **{f: z[f] for f in FIELDS})
 
 
+def world_model_features(wm: WorldModel, z: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
+    """(B, D) policy_features after observing the context latents z (B, T, C, S, S) with the
+    applied step actions (B, T, 2): what the policy's head reads of the world model."""
+    state = wm.observe_latents(z, z.new_zeros(*z.shape[:2], 1), actions, None)
+    return wm.policy_features(state).numpy()
+
+
 @torch.no_grad()
 def stream_samples(wm: WorldModel, stream: Stream, batch: int = 64) -> Samples:
     a = stream.arrays
@@ -90,8 +97,7 @@ def stream_samples(wm: WorldModel, stream: Stream, batch: int = 64) -> Samples:
         z = torch.stack([torch.stack([latents[int(f)] for f in context_frames(k, steps, stride)]) for k in chunk])
         actions = torch.from_numpy(np.stack([step_actions(a.commands, context_frames(k, steps, stride), stride)
                                              for k in chunk]))
-        state = wm.observe_latents(z, z.new_zeros(len(chunk), steps, 1), actions, None)
-        states.append(wm.policy_features(state).numpy())
+        states.append(world_model_features(wm, z, actions))
     extras = np.stack([extras_at(a, int(k)) for k in ks]) / EXTRAS_SCALE if len(ks) else np.zeros((0, 5))
     feats = np.concatenate(states) if states else np.zeros((0, wm.config.policy_feature_dim), np.float32)
     return Samples(stream.name, -1 if stream.seed is None else int(stream.seed), stream.context, ks,
