@@ -11,6 +11,7 @@
   photon eval world-model [--ckpt RUN] --data DIR [--json out.json]
   photon train reward --clips DIR [--drives DIR] --out RUN [--design rlif|pvp|preference]
   photon eval reward --ckpt RUN --data DRIVES [--clips DIR] --seeds 2080-2099
+  photon train rl --policy RUN --reward RUN --out RUN [--envs 2] [--kl 1.0] [--oracle]
   photon export [--ckpt RUN] [--out FILE]
   photon shadow fleet --seeds 2000-2099 --out DIR      # expert drives, policy in shadow: clips
   photon shadow report DIR
@@ -26,6 +27,7 @@ from pathlib import Path
 from photon_policy.bags.cli import add_commands as add_bag_commands
 from photon_policy.reward.cli import add_eval_arguments as add_reward_eval_arguments
 from photon_policy.reward.cli import add_train_commands as add_reward_train_commands
+from photon_policy.rl.ppo import add_train_commands as add_rl_train_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.seeds import parse_seeds
 from photon_policy.shadow.cli import add_commands as add_shadow_commands
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_world_model_train_commands(train)
     add_policy_train_commands(train)
     add_reward_train_commands(train)
+    add_rl_train_commands(train)
     add_export_command(sub)
 
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")
