@@ -118,15 +118,14 @@ class Agent(nn.Module):
         return torch.distributions.Normal(head_command(self.policy, x), self.log_std.exp())
 
 
-def _scorer(config: RLConfig, policy):
-    """Per env: score(k, frame, command) -> reward, and observe(imu, speed); None for the oracle."""
-    if config.oracle:
-        return None, {}
-    wm, wm_ckpt = load_world_model(config.reward_world_model)
-    reward, ckpt = load_reward(config.reward, content_hash(wm_ckpt))
+def reward_scorers(reward: str, world_model: str):
+    """(a factory of one OnlineReward per env, provenance): the reward model read with the world model
+    its features come from (refused, naming both hashes, if it was trained on another)."""
+    wm, wm_ckpt = load_world_model(world_model)
+    model, ckpt = load_reward(reward, content_hash(wm_ckpt))
     stride = model_stride(wm.config.model_dt, DT)
-    return (lambda: OnlineReward(reward, wm, stride)), {"reward_sha256": ckpt["weights_sha256"],
-                                                         "reward_world_model_sha256": content_hash(wm_ckpt)}
+    return (lambda: OnlineReward(model, wm, stride)), {"reward_sha256": ckpt["weights_sha256"],
+                                                        "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
 def evaluate(config: RLConfig, policy, make_scorer) -> dict[str, float]:
@@ -165,7 +164,7 @@ def train(config: RLConfig) -> Path:
     anchor = copy.deepcopy(policy.head)
     agent = Agent(policy, config.init_std)
     opt = torch.optim.Adam([p for p in agent.parameters() if p.requires_grad], lr=config.lr, eps=1e-5)
-    make_scorer, provenance = _scorer(config, policy)
+    make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model)
     provenance["start_policy_sha256"] = content_hash(start_ckpt)
     last, best_path = out / "last.pt", out / "best.pt"
     step, update, first_reward, low, best = 0, 0, None, 0, -math.inf
@@ -242,7 +241,8 @@ def train(config: RLConfig) -> Path:
             ret_t = torch.from_numpy(ret.reshape(-1)[mask].astype(np.float32))
             adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
             stats = []
-            for _ in range(config.epochs):
+            # A rollout that never had a whole context (the first 0.2 s of episodes) has nothing to learn from.
+            for _ in range(config.epochs if len(x) > 1 else 0):
                 for idx in torch.randperm(len(x)).split(config.minibatch):
                     d = agent.dist(x[idx])
                     ratio = (d.log_prob(a[idx]).sum(-1) - old_logp[idx]).exp()
@@ -266,8 +266,8 @@ def train(config: RLConfig) -> Path:
             first_reward = reward_mean if first_reward is None else first_reward
             low = low + 1 if first_reward > 0 and reward_mean < config.collapse_fraction * first_reward else 0
             row = {"update": update, "env_steps": step, "reward_mean": reward_mean,
-                   "sim_reward_mean": float(B["sim"].mean()), "policy_loss": float(np.mean([s[0] for s in stats])),
-                   "value_loss": float(np.mean([s[1] for s in stats])), "kl_anchor": float(np.mean([s[2] for s in stats])),
+                   "sim_reward_mean": float(B["sim"].mean()), "policy_loss": _mean(stats, 0),
+                   "value_loss": _mean(stats, 1), "kl_anchor": _mean(stats, 2),
                    "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
                    "steps_per_s": n * T / (time.perf_counter() - t_update)}
             if update % config.eval_interval == 0 or step >= config.total_steps or low >= config.collapse_patience:
@@ -282,15 +282,20 @@ def train(config: RLConfig) -> Path:
                       + [f"{time.perf_counter() - t0:.1f}"], row)
             bar.set_postfix(r=f"{reward_mean:.3f}", kl=f"{row['kl_anchor']:.3f}")
             if low >= config.collapse_patience:
+                kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
                 raise TrainingDiverged(f"update {update}: reward collapse: the rollout reward {reward_mean:.4g} stayed "
                                        f"below {config.collapse_fraction} x the first ({first_reward:.4g}) for "
-                                       f"{low} updates: stopping ({last} holds the last good interval)")
+                                       f"{low} updates: stopping ({kept})")
     finally:
         bar.close()
         log.close()
         envs.close()
         actor.close()
     return best_path if best_path.exists() else last
+
+
+def _mean(stats: list[tuple[float, ...]], i: int) -> float:
+    return float(np.mean([s[i] for s in stats])) if stats else math.nan
 
 
 def _anchor_mean(anchor: nn.Module, policy, x: torch.Tensor) -> torch.Tensor:
