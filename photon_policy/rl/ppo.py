@@ -206,8 +206,10 @@ def train(config: RLConfig) -> Path:
                     d = agent.dist(xt)
                     a = d.sample()
                     logp, v = d.log_prob(a).sum(-1), agent.value(xt)[:, 0]
-                a = np.where(ready[:, None], a.numpy(), command)  # no context yet: the runtime's stop
-                a = np.clip(a, envs.single_action_space.low, envs.single_action_space.high)
+                # The sample is what PPO's ratio is about; the car gets it clipped to its range (no context
+                # yet: the runtime's stop).
+                sample = np.where(ready[:, None], a.numpy(), command)
+                a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
                 r = np.zeros(n, np.float32)
                 if scorers:
                     r = np.array([s.score(int(k[i]), obs["frame"][i], a[i]) for i, s in enumerate(scorers)], np.float32)
@@ -219,7 +221,7 @@ def train(config: RLConfig) -> Path:
                 done = term | trunc
                 if config.oracle:
                     r = sim_r.astype(np.float32)
-                for key, val in (("x", x), ("a", a), ("logp", logp.numpy()), ("r", r * config.reward_scale),
+                for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
                                  ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r)):
                     buf[key].append(np.asarray(val))
                 k += 1
