@@ -17,7 +17,7 @@ import torch
 
 from photon_policy.policy.checkpoint import load_policy
 from photon_policy.policy.cli import resolve_checkpoint
-from photon_policy.rl.actor import BatchActor
+from photon_policy.rl.actor import BatchActor, apply
 from photon_policy.rl.env import make_envs
 from photon_policy.sim.carracing import DT
 
@@ -38,11 +38,7 @@ def rate(n: int, steps: int, policy=None, make_scorer=None) -> float:
         command = fixed
         if actor is not None:
             command, _, _ = actor.act(obs["frame"], k * DT)
-            for i, s in enumerate(scorers):
-                s.score(int(k[i]), obs["frame"][i], command[i])
-            actor.applied(k * DT, command, obs["imu"], obs["speed"])
-            for i, s in enumerate(scorers):
-                s.observe(obs["imu"][i], float(obs["speed"][i, 0]))
+            apply(actor, scorers, k, obs, command)
         obs, _, term, trunc, _ = envs.step(command)
         k += 1
     elapsed = time.perf_counter() - start

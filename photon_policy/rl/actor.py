@@ -10,6 +10,7 @@ import torch
 
 from photon_policy.policy.model import DrivingPolicy
 from photon_policy.policy.runtime import PolicyRuntime
+from photon_policy.sim.carracing import DT
 
 
 class BatchActor:
@@ -59,3 +60,17 @@ def head_command(policy: DrivingPolicy, head_input: torch.Tensor) -> torch.Tenso
     """The policy's command from its head's input, with gradients (DrivingPolicy.act's last step)."""
     out = policy.head(head_input)
     return torch.stack([torch.tanh(out[:, 0]), torch.sigmoid(out[:, 1])], -1) * policy.output_scale
+
+
+def apply(actor: BatchActor, scorers: list | None, k: np.ndarray, obs: dict, commands: np.ndarray) -> np.ndarray:
+    """The commands the envs' cars get for their frames k: each env's learned reward for (frame,
+    command) (zeros without scorers), then the runtimes and scorers told what was applied and what
+    the IMU and speed read. Call before stepping the envs with `commands`."""
+    stamps = k * DT
+    rewards = np.zeros(len(k), np.float32)
+    for i, s in enumerate(scorers or ()):
+        rewards[i] = s.score(int(k[i]), obs["frame"][i], commands[i])
+    actor.applied(stamps, commands, obs["imu"], obs["speed"])
+    for i, s in enumerate(scorers or ()):
+        s.observe(obs["imu"][i], float(obs["speed"][i, 0]))
+    return rewards

@@ -41,7 +41,7 @@ from photon_policy.learning.trainer import TrainingDiverged
 from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
 from photon_policy.reward.model import load_reward
 from photon_policy.reward.online import OnlineReward
-from photon_policy.rl.actor import BatchActor, head_command
+from photon_policy.rl.actor import BatchActor, apply, head_command
 from photon_policy.rl.env import DriveByWireCarRacing, make_envs
 from photon_policy.seeds import parse_seeds
 from photon_policy.sim.carracing import DT
@@ -135,14 +135,11 @@ def evaluate(config: RLConfig, policy, make_scorer) -> dict[str, float]:
         env = DriveByWireCarRacing([seed], config.eval_steps)
         actor, scorer = BatchActor(policy, 1), make_scorer() if make_scorer else None
         obs, info = env.reset(seed=seed)
-        total, k, done = 0.0, 0, False
+        total, k, done = 0.0, np.zeros(1, int), False
         while not done:
-            command, _, _ = actor.act(obs["frame"][None], np.array([k * DT]))
-            if scorer is not None:
-                total += scorer.score(k, obs["frame"], command[0])
-            actor.applied(np.array([k * DT]), command, obs["imu"][None], obs["speed"][None])
-            if scorer is not None:
-                scorer.observe(obs["imu"], float(obs["speed"][0]))
+            batch = {key: v[None] for key, v in obs.items()}
+            command, _, _ = actor.act(batch["frame"], k * DT)
+            total += float(apply(actor, [scorer] if scorer else None, k, batch, command)[0])
             obs, _, term, trunc, info = env.step(command[0])
             k += 1
             done = term or trunc
@@ -199,8 +196,7 @@ def train(config: RLConfig) -> Path:
             t_update = time.perf_counter()
             buf = {key: [] for key in ("x", "a", "logp", "r", "done", "v", "ready", "sim")}
             for _ in range(T):
-                stamps = k * DT
-                command, ready, x = actor.act(obs["frame"], stamps)
+                command, ready, x = actor.act(obs["frame"], k * DT)
                 xt = torch.from_numpy(x)
                 with torch.no_grad():
                     d = agent.dist(xt)
@@ -210,13 +206,7 @@ def train(config: RLConfig) -> Path:
                 # yet: the runtime's stop).
                 sample = np.where(ready[:, None], a.numpy(), command)
                 a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
-                r = np.zeros(n, np.float32)
-                if scorers:
-                    r = np.array([s.score(int(k[i]), obs["frame"][i], a[i]) for i, s in enumerate(scorers)], np.float32)
-                actor.applied(stamps, a, obs["imu"], obs["speed"])
-                if scorers:
-                    for i, s in enumerate(scorers):
-                        s.observe(obs["imu"][i], float(obs["speed"][i, 0]))
+                r = apply(actor, scorers, k, obs, a)
                 obs, sim_r, term, trunc, _ = envs.step(a)
                 done = term | trunc
                 if config.oracle:
