@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from photon_policy.policy.dataset import extras_at
 from photon_policy.policy.model import PolicyConfig
-from photon_policy.reward.data import Stream
+from photon_policy.reward.data import Stream, read_stream
 from world_model_node.dataset import model_stride, window_starts
 from world_model_node.interface import context_frames, step_actions
 from world_model_node.model import WorldModel
@@ -109,10 +110,6 @@ def stream_samples(wm: WorldModel, stream: Stream, batch: int = 64) -> Samples:
 def load_samples(bags: list[Path], wm: WorldModel, wm_sha256: str, cache_dir: Path | None,
                  contexts: dict[str, str] | None = None, progress: bool = True) -> list[Samples]:
     """Samples of every bag (read with data.read_stream), from the cache when it holds them."""
-    from tqdm import tqdm
-
-    from photon_policy.reward.data import read_stream
-
     out = []
     for bag in tqdm(bags, desc="world-model features", unit="bag", disable=not progress, mininterval=0.5):
         cached = cache_dir / f"{bag.name}.{wm_sha256[:16]}.npz" if cache_dir is not None else None
