@@ -27,7 +27,7 @@ from pathlib import Path
 from photon_policy.bags.cli import add_commands as add_bag_commands
 from photon_policy.reward.cli import add_eval_arguments as add_reward_eval_arguments
 from photon_policy.reward.cli import add_train_commands as add_reward_train_commands
-from photon_policy.rl.ppo import add_train_commands as add_rl_train_commands
+from photon_policy.rl.cli import add_train_commands as add_rl_train_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.seeds import parse_seeds
 from photon_policy.shadow.cli import add_commands as add_shadow_commands

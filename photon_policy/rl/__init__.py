@@ -2,5 +2,6 @@
 
   env.py    CarRacing behind the drive-by-wire as a Gymnasium env: the action is the policy's command
   actor.py  the policy acting on a batch of envs through the node's own PolicyRuntime
-  ppo.py    PPO with a KL anchor to the starting policy, CleanRL style: `photon train rl`
+  ppo.py    PPO with a KL anchor to the starting policy, CleanRL style
+  cli.py    `photon train rl`
 """
