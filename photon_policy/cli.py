@@ -10,6 +10,9 @@
   photon train world-model --data DIR --out RUN
   photon train policy --world-model RUN --data DIR [--data DIR2 ...] --out RUN [--scratch]
   photon eval world-model [--ckpt RUN] --data DIR [--json out.json]
+  photon train reward --clips DIR [--drives DIR] --out RUN [--design rlif|pvp|preference]
+  photon eval reward --ckpt RUN --data DRIVES [--clips DIR] --seeds 2080-2099
+  photon train rl --policy RUN --reward RUN --out RUN [--envs 2] [--kl 1.0] [--oracle]
   photon export [--ckpt RUN] [--out FILE]
   photon shadow fleet --seeds 2000-2099 --out DIR      # expert drives, policy in shadow: clips
   photon shadow report DIR
@@ -24,6 +27,9 @@ import sys
 from pathlib import Path
 
 from photon_policy.bags.cli import add_commands as add_bag_commands
+from photon_policy.reward.cli import add_eval_arguments as add_reward_eval_arguments
+from photon_policy.reward.cli import add_train_commands as add_reward_train_commands
+from photon_policy.rl.cli import add_train_commands as add_rl_train_commands
 from photon_policy.profiles import ProfileError, load_profile, parse_overrides, profile_names
 from photon_policy.replay.cli import add_commands as add_replay_commands
 from photon_policy.seeds import parse_seeds
@@ -69,9 +75,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.data is None:
             raise ValueError("photon eval world-model needs --data DIR (held-out bags)")
         return eval_world_model(args)
+    if args.target == "reward":
+        from photon_policy.reward.cli import cmd_eval as eval_reward
+        return eval_reward(args)
     from photon_policy.evaluation import evaluate
 
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds or "0-9")
     checkpoint = None
     if args.driver == "policy":
         from photon_policy.policy.cli import checked_checkpoint
@@ -119,12 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dry-run", action="store_true", help="print the node command lines and exit")
     up.set_defaults(func=cmd_up)
 
-    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep, or --realtime), or the world "
-                                     "model on bags")
-    ev.add_argument("target", nargs="?", choices=["world-model"],
-                    help="world-model: PSNR/SSIM/counterfactuals on held-out bags; omit to score a driver")
+    ev = sub.add_parser("eval", help="score a driver through the ROS loop (lockstep, or --realtime), the world "
+                                     "model on bags, or a reward model on shadow drives")
+    ev.add_argument("target", nargs="?", choices=["world-model", "reward"],
+                    help="world-model: PSNR/SSIM/counterfactuals on held-out bags; reward: rank correlation with "
+                         "the simulator's return on held-out shadow drives; omit to score a driver")
     ev.add_argument("--driver", choices=["expert", "policy"], default="expert")
-    ev.add_argument("--seeds", default="0-9", help="e.g. 0-99 or 3,7,11 (default 0-9)")
+    ev.add_argument("--seeds", help="e.g. 0-99 or 3,7,11 (default 0-9; reward: the held-out seeds, required)")
     ev.add_argument("--max-steps", type=int, default=1000)
     ev.add_argument("--realtime", action="store_true",
                     help="the simulator at its 50 Hz wall clock, as on a car (default: lockstep); reports late, "
@@ -134,11 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")
     ev.add_argument("--quiet", action="store_true")
     add_world_model_eval_arguments(ev)
+    add_reward_eval_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     add_world_model_train_commands(train)
     add_policy_train_commands(train)
+    add_reward_train_commands(train)
+    add_rl_train_commands(train)
     add_export_command(sub)
 
     demo = sub.add_parser("demo", help="the main job: drive one simulated episode and print its score")

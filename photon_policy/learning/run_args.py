@@ -13,9 +13,11 @@ RUN_ARGUMENTS = ("max_steps", "batch_size", "device", "seed", "strict_data")
 """Arguments that override the config file's value when given."""
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, config_name: str) -> None:
-    parser.add_argument("--data", type=Path, action="append", required=True,
-                        help="directory of bags; repeat for several (expert drives, DAgger rounds, ...)")
+def add_run_arguments(parser: argparse.ArgumentParser, config_name: str, data: bool = True) -> None:
+    """The arguments every trainer takes; `data=False` for one that reads its own inputs (not --data)."""
+    if data:
+        parser.add_argument("--data", type=Path, action="append", required=True,
+                            help="directory of bags; repeat for several (expert drives, DAgger rounds, ...)")
     parser.add_argument("--out", type=Path, required=True, help="run directory: last.pt, best.pt, log.csv")
     parser.add_argument("--config", type=Path, help=f"YAML of {config_name} fields")
     parser.add_argument("--steps", dest="max_steps", type=int, help="optimizer steps of the whole run")
@@ -34,7 +36,9 @@ def config_values(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
     unknown = set(values) - {f.name for f in fields(config_cls)}
     if unknown:
         raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
-    values = dict(values, data_dirs=[str(d) for d in args.data], out_dir=str(args.out))
+    values = dict(values, out_dir=str(args.out))
+    if getattr(args, "data", None) is not None:
+        values["data_dirs"] = [str(d) for d in args.data]
     values.update({name: getattr(args, name) for name in RUN_ARGUMENTS if getattr(args, name) is not None})
     return values
 

@@ -1,0 +1,314 @@
+"""`photon train rl`: PPO fine-tuning of the driving policy in simulation, scored by the learned
+reward model (or, for the oracle arm, the simulator's own reward), CleanRL style in one file.
+
+  photon train rl --policy RUN|FILE --reward RUN|FILE --out RUN [--envs 2] [--steps N] [--kl 1.0]
+  photon train rl --policy RUN --oracle --out RUN          # the simulator's reward: the upper bound
+
+Why hand-written PPO and not Stable-Baselines3: the policy is not an SB3 network. It acts through
+the node's PolicyRuntime (context latents, extras, fallbacks), and only its head learns (the world
+model stays frozen: the reward model reads a frozen world model too, and two loaded CPU cores
+cannot backpropagate through an encoder per frame). What PPO needs around that is ~150 lines here.
+
+One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in process); the
+action is the policy's command plus Gaussian noise (learned log std); GAE; `epochs` passes of
+clipped PPO over minibatches, plus `kl` x KL(current || starting policy), which for Gaussians of
+one std is the squared distance of the means over 2 std^2: the anchor that keeps it driving.
+
+Every `eval_interval` updates and at the end: the noiseless policy drives the eval seeds (score
+and learned return in log.csv), last.pt is written (resumable: head, value net, log std,
+optimizer, step) and best.pt when the learned eval return improved (the oracle arm: the score).
+last.pt and best.pt are ordinary policy checkpoints: the policy node runs them unchanged.
+A non-finite loss, or a rollout reward below `collapse_fraction` of the first one for
+`collapse_patience` updates in a row, stops the run with the reason; last.pt keeps the last
+good interval.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from photon_policy.learning.checkpoint import content_hash
+from photon_policy.learning.loop import RunLog, seed_everything
+from photon_policy.learning.trainer import TrainingDiverged
+from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
+from photon_policy.reward.model import load_reward
+from photon_policy.reward.online import OnlineReward
+from photon_policy.rl.actor import BatchActor, apply, head_command
+from photon_policy.rl.env import DriveByWireCarRacing, make_envs
+from photon_policy.seeds import parse_seeds
+from photon_policy.sim.carracing import DT
+from world_model_node.checkpoint import load_model as load_world_model
+from world_model_node.interface import model_stride
+
+
+@dataclass
+class RLConfig:
+    policy: str = ""
+    """The policy checkpoint to start from (and to anchor to)."""
+    reward: str = ""
+    """The reward checkpoint; empty with oracle."""
+    reward_world_model: str = ""
+    """The world model the reward reads (its hash must match the reward checkpoint's)."""
+    oracle: bool = False
+    """Score with the simulator's reward instead (the upper-bound arm)."""
+    out_dir: str = "runs/rl"
+    envs: int = 2
+    rollout: int = 128
+    """Env steps per env per update."""
+    total_steps: int = 20000
+    """Env steps over all envs in the whole run."""
+    seeds: str = "0-99"
+    """Training tracks (cycled)."""
+    eval_seeds: str = "2080-2081"
+    eval_steps: int = 400
+    eval_interval: int = 5
+    """Updates between evaluations (and last.pt)."""
+    max_episode_steps: int = 1000
+    lr: float = 3e-4
+    epochs: int = 4
+    minibatch: int = 64
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    kl: float = 1.0
+    """Weight of the KL anchor to the starting policy (0: no anchor)."""
+    init_std: tuple = (0.03, 3.0)
+    """Initial action noise: rad, m/s."""
+    value_coef: float = 0.5
+    reward_scale: float = 1.0
+    collapse_fraction: float = 0.2
+    collapse_patience: int = 3
+    seed: int = 0
+    threads: int = 1
+    resume: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.policy:
+            raise ValueError("give the policy to fine-tune (--policy)")
+        if not self.oracle and not self.reward:
+            raise ValueError("give a reward model (--reward) or --oracle")
+        if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
+            raise ValueError("envs, rollout and minibatch must be >= 1")
+        self.init_std = tuple(float(v) for v in self.init_std)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Agent(nn.Module):
+    """The policy (its head learns), the value net on the head's input, and the action noise."""
+
+    def __init__(self, policy, init_std) -> None:
+        super().__init__()
+        self.policy = policy
+        d = policy.head[0].in_features
+        self.value = nn.Sequential(nn.Linear(d, 256), nn.Tanh(), nn.Linear(256, 1))
+        self.log_std = nn.Parameter(torch.log(torch.tensor(init_std, dtype=torch.float32)))
+
+    def dist(self, x: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(head_command(self.policy, x), self.log_std.exp())
+
+
+def reward_scorers(reward: str, world_model: str):
+    """(a factory of one OnlineReward per env, provenance): the reward model read with the world model
+    its features come from (refused, naming both hashes, if it was trained on another)."""
+    wm, wm_ckpt = load_world_model(world_model)
+    model, ckpt = load_reward(reward, content_hash(wm_ckpt))
+    stride = model_stride(wm.config.model_dt, DT)
+    return (lambda: OnlineReward(model, wm, stride)), {"reward_sha256": ckpt["weights_sha256"],
+                                                        "reward_world_model_sha256": content_hash(wm_ckpt)}
+
+
+def evaluate(config: RLConfig, policy, make_scorer) -> dict[str, float]:
+    """The noiseless policy on the eval seeds: mean simulator score and mean learned return."""
+    scores, returns = [], []
+    for seed in parse_seeds(config.eval_seeds):
+        env = DriveByWireCarRacing([seed], config.eval_steps)
+        actor, scorer = BatchActor(policy, 1), make_scorer() if make_scorer else None
+        obs, info = env.reset(seed=seed)
+        total, k, done = 0.0, np.zeros(1, int), False
+        while not done:
+            batch = {key: v[None] for key, v in obs.items()}
+            command, _, _ = actor.act(batch["frame"], k * DT)
+            total += float(apply(actor, [scorer] if scorer else None, k, batch, command)[0])
+            obs, _, term, trunc, info = env.step(command[0])
+            k += 1
+            done = term or trunc
+        env.close()
+        actor.close()
+        scores.append(info["score"])
+        returns.append(total)
+    return {"eval_score": float(np.mean(scores)), "eval_return": float(np.mean(returns))}
+
+
+def train(config: RLConfig) -> Path:
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    policy, start_ckpt = load_policy(config.policy)
+    policy.requires_grad_(False)
+    policy.head.requires_grad_(True)
+    anchor = copy.deepcopy(policy.head)
+    agent = Agent(policy, config.init_std)
+    opt = torch.optim.Adam([p for p in agent.parameters() if p.requires_grad], lr=config.lr, eps=1e-5)
+    make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model)
+    provenance["start_policy_sha256"] = content_hash(start_ckpt)
+    last, best_path = out / "last.pt", out / "best.pt"
+    step, update, first_reward, low, best = 0, 0, None, 0, -math.inf
+    if config.resume and last.exists():
+        ck = load_policy_checkpoint(last, expected_config=policy.config)
+        policy.load_state_dict(ck["model"])
+        rl = ck["extra"]["rl"]
+        agent.value.load_state_dict(rl["value"])
+        agent.log_std.data.copy_(rl["log_std"])
+        opt.load_state_dict(ck["optimizer"])
+        step, update, first_reward, best = ck["step"], rl["update"], rl["first_reward"], rl["best"]
+    n, T = config.envs, config.rollout
+    envs = make_envs(n, parse_seeds(config.seeds), config.max_episode_steps)
+    actor = BatchActor(policy, n)
+    scorers = [make_scorer() for _ in range(n)] if make_scorer else None
+    log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
+                       "kl_anchor", "std_steering", "std_speed", "eval_score", "eval_return", "steps_per_s",
+                       "elapsed_s"], fresh=step == 0)
+    obs, _ = envs.reset(seed=config.seed + update)
+    k = np.zeros(n, int)
+    bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", mininterval=0.5)
+    t0 = time.perf_counter()
+
+    def save(path: Path, metrics: dict) -> None:
+        save_policy(path, policy, opt, step=step, train_config=config.to_dict(), metrics=metrics, extra={
+            **provenance, "rl": {"value": agent.value.state_dict(), "log_std": agent.log_std.detach().clone(),
+                                 "update": update, "first_reward": first_reward, "best": best},
+            "world_model_sha256": start_ckpt["extra"].get("world_model_sha256", "")})
+
+    try:
+        while step < config.total_steps:
+            t_update = time.perf_counter()
+            buf = {key: [] for key in ("x", "a", "logp", "r", "done", "v", "ready", "sim")}
+            for _ in range(T):
+                command, ready, x = actor.act(obs["frame"], k * DT)
+                xt = torch.from_numpy(x)
+                with torch.no_grad():
+                    d = agent.dist(xt)
+                    a = d.sample()
+                    logp, v = d.log_prob(a).sum(-1), agent.value(xt)[:, 0]
+                # The sample is what PPO's ratio is about; the car gets it clipped to its range (no context
+                # yet: the runtime's stop).
+                sample = np.where(ready[:, None], a.numpy(), command)
+                a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
+                r = apply(actor, scorers, k, obs, a)
+                obs, sim_r, term, trunc, _ = envs.step(a)
+                done = term | trunc
+                if config.oracle:
+                    r = sim_r.astype(np.float32)
+                for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
+                                 ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r)):
+                    buf[key].append(np.asarray(val))
+                k += 1
+                for i in np.flatnonzero(done):
+                    k[i] = 0
+                    actor.reset(i)
+                    if scorers:
+                        scorers[i].reset()
+                step += n
+                bar.update(n)
+            B = {key: np.stack(v) for key, v in buf.items()}  # (T, n, ...)
+            adv = _gae(B, config)
+            ret = adv + B["v"]
+            mask = B["ready"].reshape(-1)
+            x = torch.from_numpy(B["x"].reshape(-1, B["x"].shape[-1])[mask])
+            a = torch.from_numpy(B["a"].reshape(-1, 2)[mask].astype(np.float32))
+            old_logp = torch.from_numpy(B["logp"].reshape(-1)[mask])
+            adv_t = torch.from_numpy(adv.reshape(-1)[mask].astype(np.float32))
+            ret_t = torch.from_numpy(ret.reshape(-1)[mask].astype(np.float32))
+            adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
+            stats = []
+            # A rollout that never had a whole context (the first 0.2 s of episodes) has nothing to learn from.
+            for _ in range(config.epochs if len(x) > 1 else 0):
+                for idx in torch.randperm(len(x)).split(config.minibatch):
+                    d = agent.dist(x[idx])
+                    ratio = (d.log_prob(a[idx]).sum(-1) - old_logp[idx]).exp()
+                    pg = -torch.min(ratio * adv_t[idx], ratio.clamp(1 - config.clip, 1 + config.clip) * adv_t[idx]).mean()
+                    vl = 0.5 * (agent.value(x[idx])[:, 0] - ret_t[idx]).pow(2).mean()
+                    with torch.no_grad():
+                        mu0 = _anchor_mean(anchor, policy, x[idx])
+                    kl = ((d.mean - mu0).pow(2) / (2 * d.stddev.pow(2))).sum(-1).mean()
+                    loss = pg + config.value_coef * vl + config.kl * kl
+                    if not torch.isfinite(loss):
+                        kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
+                        raise TrainingDiverged(f"update {update}: the PPO loss is not finite ({loss.item()}): "
+                                               f"stopping ({kept})")
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(agent.parameters(), 0.5)
+                    opt.step()
+                    stats.append((pg.item(), vl.item(), kl.item()))
+            update += 1
+            reward_mean = float(B["r"][B["ready"]].mean()) if B["ready"].any() else 0.0
+            first_reward = reward_mean if first_reward is None else first_reward
+            low = low + 1 if first_reward > 0 and reward_mean < config.collapse_fraction * first_reward else 0
+            row = {"update": update, "env_steps": step, "reward_mean": reward_mean,
+                   "sim_reward_mean": float(B["sim"].mean()), "policy_loss": _mean(stats, 0),
+                   "value_loss": _mean(stats, 1), "kl_anchor": _mean(stats, 2),
+                   "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
+                   "steps_per_s": n * T / (time.perf_counter() - t_update)}
+            if update % config.eval_interval == 0 or step >= config.total_steps or low >= config.collapse_patience:
+                row |= evaluate(config, policy, make_scorer)
+                key = row["eval_score"] if config.oracle else row["eval_return"]
+                if low < config.collapse_patience:
+                    save(last, row)
+                    if key > best:
+                        best = key
+                        save(best_path, row)
+            log.write(update, [f"{row.get(c, math.nan):.6g}" for c in log.columns[:-1]]
+                      + [f"{time.perf_counter() - t0:.1f}"], row)
+            bar.set_postfix(r=f"{reward_mean:.3f}", kl=f"{row['kl_anchor']:.3f}")
+            if low >= config.collapse_patience:
+                kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
+                raise TrainingDiverged(f"update {update}: reward collapse: the rollout reward {reward_mean:.4g} stayed "
+                                       f"below {config.collapse_fraction} x the first ({first_reward:.4g}) for "
+                                       f"{low} updates: stopping ({kept})")
+    finally:
+        bar.close()
+        log.close()
+        envs.close()
+        actor.close()
+    return best_path if best_path.exists() else last
+
+
+def _mean(stats: list[tuple[float, ...]], i: int) -> float:
+    return float(np.mean([s[i] for s in stats])) if stats else math.nan
+
+
+def _anchor_mean(anchor: nn.Module, policy, x: torch.Tensor) -> torch.Tensor:
+    """The starting policy's command for the same head input."""
+    head, policy.head = policy.head, anchor
+    try:
+        return head_command(policy, x)
+    finally:
+        policy.head = head
+
+
+def _gae(B: dict, config: RLConfig) -> np.ndarray:
+    """Generalised advantage estimates (T, n); the value after the rollout's last step is taken as
+    its own (bootstrapping from the last value), an episode end cuts the sum."""
+    r, v, done = B["r"], B["v"], B["done"].astype(np.float32)
+    adv = np.zeros_like(r)
+    last = np.zeros(r.shape[1], np.float32)
+    for t in reversed(range(len(r))):
+        next_v = v[t + 1] if t + 1 < len(r) else v[t]
+        delta = r[t] + config.gamma * next_v * (1 - done[t]) - v[t]
+        last = delta + config.gamma * config.gae_lambda * (1 - done[t]) * last
+        adv[t] = last
+    return adv
+
