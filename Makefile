@@ -9,9 +9,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 setup:
 	@bash scripts/setup.sh
 
-# Tests over DDS with exact message counts can lose a message on a loaded 2-core machine: a failed
-# run reruns only the tests that failed, once (the first failure stays in the log). Known flaky:
-# test_shadow_node exact counts, test_shadow_fleet discovery (see docs/SHADOW.md).
+# A failed run reruns only the tests that failed, once (the first failure stays in the log): a
+# safety net for DDS timing on a loaded 2-core machine. Tests that failed under load were made
+# lockstep or count-until-seen; a failure that repeats on the rerun is real.
 test: setup
 	$(PY) -m pytest -q test || (echo "[test] rerunning the failed tests once" && $(PY) -m pytest -q --last-failed test)
 
