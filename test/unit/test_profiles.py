@@ -145,7 +145,8 @@ def test_car_profiles_follow_the_f1tenth_wiring():
     assert [p.name for p in shadow.node("shadow").parameter_files] == ["shadow.yaml"]
     webcam = load_profile("webcam")
     assert {n.executable for n in webcam.nodes} == {"camera_node", "world_model_node", "policy_node"}
-    assert webcam.node("policy").overrides == {"mode": "shadow"}
+    assert webcam.node("policy").overrides == {"mode": "shadow", "export": "onnx"}  # 2 cores: docs/CAR.md
+    assert webcam.node("world_model").overrides == {"threads": 1}
     assert "recorder_node" in {n.executable for n in load_profile("car-record").nodes}
 
 
