@@ -37,6 +37,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, tier))
 
 
+def wait_until(condition: Callable[[], bool], timeout: float, what: str | Callable[[], str],
+               poll_s: float = 0.05) -> None:
+    """Outside ROS (processes, files, pipes): poll `condition` until it holds, or AssertionError
+    naming `what` (a function is called then, to say what the state was) after `timeout` s."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+        time.sleep(poll_s)
+
+
 class Probe:
     """A test's own node: subscribe, publish, and wait on conditions with deadlines."""
 

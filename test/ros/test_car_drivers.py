@@ -22,6 +22,7 @@ from tf2_msgs.msg import TFMessage
 from photon_policy.drivers.joystick import JS_EVENT_AXIS, JS_EVENT_BUTTON, JS_EVENT_INIT, pack_event
 from photon_policy.ros.images import decode_compressed, decode_image
 from photon_policy.ros.stamps import seconds_from_stamp
+from conftest import wait_until
 
 LB, RB = 4, 5
 MAX_STEERING, MAX_SPEED, MAX_REVERSE = 0.34, 2.0, 1.0  # config/vehicle.yaml
@@ -164,15 +165,13 @@ class Pad:
 
     def connect(self, timeout: float = 30.0) -> None:
         # The node opens its end non-blocking and retries; a non-blocking write-open succeeds once it has.
-        deadline = time.monotonic() + timeout
-        while True:
+        def opened() -> bool:
             try:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-                break
+                return True
             except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("the joy node never opened the pipe")
-                time.sleep(0.05)
+                return False
+        wait_until(opened, timeout, "the joy node to open the pipe")
         os.set_blocking(self.fd, True)
         # What the driver sends on open: the initial state of every control.
         self.send(*[pack_event(JS_EVENT_AXIS | JS_EVENT_INIT, i, 0) for i in range(6)],

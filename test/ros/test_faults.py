@@ -26,7 +26,7 @@ from photon_policy.policy.checkpoint import save_policy
 from photon_policy.policy.model import DrivingPolicy
 from photon_policy.ros.images import image_message
 from photon_policy.ros.stamps import seconds_from_stamp, stamp_from_seconds
-from conftest import tiny_world_model
+from conftest import tiny_world_model, wait_until
 
 SIZE = 32
 PHOTON = [sys.executable, "-m", "photon_policy.cli"]
@@ -173,11 +173,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_gone(pids: set[int], timeout: float) -> set[int]:
-    end = time.monotonic() + timeout
-    while any(map(alive, pids)) and time.monotonic() < end:
-        time.sleep(0.1)
-    return {p for p in pids if alive(p)}
+def wait_gone(pids: set[int], timeout: float) -> None:
+    wait_until(lambda: not any(map(alive, pids)), timeout, lambda: f"nodes {[p for p in pids if alive(p)]} to exit")
 
 
 def start_photon(args: list[str], log: Path) -> subprocess.Popen:
@@ -185,11 +182,10 @@ def start_photon(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def nodes_of(proc: subprocess.Popen, n: int, timeout: float = 60) -> set[int]:
-    end = time.monotonic() + timeout
-    while len(found := descendants(proc.pid)) < n:
-        assert proc.poll() is None and time.monotonic() < end, f"photon did not start {n} processes"
-        time.sleep(0.2)
-    return found
+    wait_until(lambda: proc.poll() is not None or len(descendants(proc.pid)) >= n, timeout,
+               f"photon to start {n} processes")
+    assert proc.poll() is None, f"photon exited before it started {n} processes"
+    return descendants(proc.pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -201,7 +197,7 @@ def test_photon_up_leaves_no_node_behind_and_the_car_stops(sig, tiny, probe, tmp
         probe.wait_for(lambda: len(drive) > 20, 90, "the policy driving")
         proc.send_signal(sig)
         proc.wait(timeout=30)
-        assert wait_gone(children, 20) == set(), (tmp_path / "up.log").read_text()
+        wait_gone(children, 20)
         probe.spin(0.5)
         assert drive[-1].drive.speed == 0.0  # the policy's last word: a stop (SIGINT or, on SIGKILL, SIGTERM)
     finally:
@@ -234,13 +230,12 @@ def test_collect_on_sigterm_leaves_no_node_and_a_readable_bag(tmp_path):
     proc = start_photon(["collect", "--episodes", "1", "--out", str(out), "--quiet"], tmp_path / "collect.log")
     try:
         children = nodes_of(proc, 3)
-        end = time.monotonic() + 90
-        while not list(out.rglob("*.mcap")) or max(p.stat().st_size for p in out.rglob("*.mcap")) < 200_000:
-            assert time.monotonic() < end and proc.poll() is None, (tmp_path / "collect.log").read_text()
-            time.sleep(0.5)
+        recording = lambda: max((p.stat().st_size for p in out.rglob("*.mcap")), default=0) >= 200_000  # noqa: E731
+        wait_until(lambda: proc.poll() is not None or recording(), 90, "200 kB of the episode's bag", poll_s=0.5)
+        assert proc.poll() is None, (tmp_path / "collect.log").read_text()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-        assert wait_gone(children, 20) == set()
+        wait_gone(children, 20)
         [bag] = list_bags(out)
         assert (bag / "metadata.yaml").is_file(), (tmp_path / "collect.log").read_text()
         assert len(read_episodes(bag)[0].arrays) > 0
@@ -251,14 +246,15 @@ def test_collect_on_sigterm_leaves_no_node_and_a_readable_bag(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_eval_on_sigkill_leaves_no_node(tmp_path):
+def test_eval_on_sigkill_leaves_no_node(probe, tmp_path):
     proc = start_photon(["eval", "--driver", "expert", "--seeds", "0", "--quiet"], tmp_path / "eval.log")
     try:
         children = nodes_of(proc, 2)
-        time.sleep(0.5)  # the nodes have started; the parent dies without a word
+        # The nodes are up (in the graph); the parent dies without a word.
+        probe.wait_for(lambda: {"simulator", "expert"} <= set(probe.node.get_node_names()), 60, "the eval's nodes")
         proc.kill()
         proc.wait(timeout=10)
-        assert wait_gone(children, 20) == set()
+        wait_gone(children, 20)
     finally:
         for pid in descendants(proc.pid):
             os.kill(pid, signal.SIGKILL)
