@@ -3,10 +3,16 @@ per-frame compute of each backend (eager, TorchScript, ONNX Runtime).
 
 A probe node publishes camera frames (96x96 rgb8, from an expert drive), IMU and odometry at
 50 Hz, each frame with a unique stamp, to a policy_node process (the sim-policy profile's
-node, wall clock); every command on /drive is matched to its frame by header stamp. The
-round trip publish -> DDS -> node -> DDS -> probe bounds the node's arrival -> publish time
-from above; the node's own arrival -> publish time (its callback, from /diagnostics) is
-reported beside it. Prints JSON. Target (issue 4): p99 <= 10 ms on the 2-core CPU.
+node, wall clock); every command on /drive is matched to its frame by header stamp. Three
+figures, from the outside in:
+  roundtrip       probe publishes the image -> the probe's callback for its /drive: includes the
+                  probe's own executor wake-up (rclpy's SingleThreadedExecutor: the EventsExecutor
+                  of rclpy 9.1 fails on callbacks that take MessageInfo);
+  image_to_drive  probe publishes the image -> rmw hands the /drive command to the probe
+                  (MessageInfo.received_timestamp, system clock): through DDS, the node and DDS
+                  back, without the probe's executor;
+  node callback   the node's own: its image callback -> its command published (/diagnostics).
+Prints JSON. Targets: p99 <= 10 ms (issue 4); with `--export onnx` p99 <= 5 ms (issue 13).
 
     .venv/bin/python benchmarks/policy_latency.py [--ckpt RUN|FILE] [--frames 2000] [--export torchscript]
 
@@ -88,12 +94,15 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
     executor.add_node(node)
     sent: dict[tuple[int, int], float] = {}
     received: dict[tuple[int, int], float] = {}
+    sent_ns: dict[tuple[int, int], int] = {}
+    received_ns: dict[tuple[int, int], int] = {}
     diagnostics: dict[str, str] = {}
 
-    def on_drive(msg: AckermannDriveStamped) -> None:
+    def on_drive(msg: AckermannDriveStamped, info) -> None:
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         if key in sent and key not in received:
             received[key] = time.perf_counter()
+            received_ns[key] = info["received_timestamp"]
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -126,6 +135,7 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
             image = image_message(frames[k % len(frames)], stamp, "camera_optical_frame")
             key = (stamp.sec, stamp.nanosec)
             order.append(key)
+            sent_ns[key] = time.time_ns()
             sent[key] = time.perf_counter()
             image_pub.publish(image)
             next_at += period
@@ -148,7 +158,9 @@ def through_dds(ckpt: Path, export: str, frames: np.ndarray, n: int, rate_hz: fl
         rclpy.try_shutdown(context=context)
     timed = order[WARMUP:]
     ms = [(received[k] - sent[k]) * 1e3 for k in timed if k in received]
-    return {"roundtrip": stats(ms), "unanswered": sum(k not in received for k in timed),
+    through = [(received_ns[k] - sent_ns[k]) * 1e-6 for k in timed if received_ns.get(k, 0) > 0]
+    return {"roundtrip": stats(ms), "image_to_drive": stats(through) if through else None,
+            "unanswered": sum(k not in received for k in timed),
             "node_callback_ms_p50": float(diagnostics.get("callback_ms_p50", "nan")),
             "node_callback_ms_p99": float(diagnostics.get("callback_ms_p99", "nan")),
             "node_inference_ms_p99": float(diagnostics.get("inference_ms_p99", "nan")),

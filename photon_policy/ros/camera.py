@@ -7,6 +7,7 @@ that reaches the node's callback.
 """
 from __future__ import annotations
 
+import statistics
 from collections import Counter, deque
 from typing import Any, Callable
 
@@ -60,7 +61,7 @@ class CameraIntake:
             return
         interval = stamp - last
         if len(self._intervals) >= 10:
-            typical = float(np.median(self._intervals))
+            typical = statistics.median(self._intervals)  # np.median: 0.1 ms a frame on 50 values
             if interval > 1.5 * typical:
                 self.lost += round(interval / typical) - 1
                 return  # a gap is not the camera's rate
