@@ -17,7 +17,7 @@ import torch
 
 from photon_policy.policy.checkpoint import load_policy
 from photon_policy.policy.cli import resolve_checkpoint
-from photon_policy.rl.actor import BatchActor, apply
+from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
 from photon_policy.rl.env import make_envs
 from photon_policy.sim.carracing import DT
 
@@ -27,7 +27,7 @@ SEEDS = list(range(2080, 2100))
 def rate(n: int, steps: int, policy=None, make_scorer=None) -> float:
     """Env steps per second over `steps` steps per env (after 20 steps of warm-up)."""
     envs = make_envs(n, SEEDS, 10_000)
-    actor = BatchActor(policy, n) if policy is not None else None
+    actor = BatchActor(FrozenTrunk(policy), n) if policy is not None else None
     scorers = [make_scorer() for _ in range(n)] if make_scorer else []
     obs, _ = envs.reset(seed=0)
     k, fixed = np.zeros(n, int), np.tile(np.array([0.0, 40.0], np.float32), (n, 1))
@@ -43,8 +43,6 @@ def rate(n: int, steps: int, policy=None, make_scorer=None) -> float:
         k += 1
     elapsed = time.perf_counter() - start
     envs.close()
-    if actor is not None:
-        actor.close()
     return n * steps / elapsed
 
 

@@ -53,23 +53,24 @@ class TorchScriptCompute:
             return self.module(frame, past_latents, actions, extras)
 
 
-def example_inputs(config: PolicyConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
-    """Tensors of the per-frame compute's shapes (zeros)."""
+def example_inputs(config: PolicyConfig, device: torch.device | str = "cpu", batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Tensors of the per-frame compute's shapes (zeros), `batch` frames at once."""
     wm = config.wm
     t, size, s = wm.context_steps, wm.image_size, wm.latent_size
-    return (torch.zeros(1, 3, size, size, dtype=torch.uint8, device=device),
-            torch.zeros(1, t - 1, wm.latent_channels, s, s, device=device),
-            torch.zeros(1, t, 2, device=device), torch.zeros(1, 5, device=device))
+    return (torch.zeros(batch, 3, size, size, dtype=torch.uint8, device=device),
+            torch.zeros(batch, t - 1, wm.latent_channels, s, s, device=device),
+            torch.zeros(batch, t, 2, device=device), torch.zeros(batch, 5, device=device))
 
 
-def trace(policy: DrivingPolicy) -> torch.jit.ScriptModule:
-    """torch.jit.trace of FrameStep(policy), for batch 1 (shapes are fixed in the trace: the
-    tracer's warnings about shape checks turned constants are expected)."""
+def trace(policy: DrivingPolicy, module: type[FrameStep] = FrameStep, batch: int = 1) -> torch.jit.ScriptModule:
+    """torch.jit.trace of FrameStep(policy) (or FrameTrunk, what RL runs), for `batch` frames at once
+    (shapes are fixed in the trace: the tracer's warnings about shape checks turned constants are
+    expected)."""
     device = next(policy.parameters()).device
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates torch.jit
-        return torch.jit.trace(FrameStep(policy.eval()), example_inputs(policy.config, device))
+        return torch.jit.trace(module(policy.eval()), example_inputs(policy.config, device, batch))
 
 
 def export_torchscript(ckpt: str | Path, out: str | Path) -> Path:

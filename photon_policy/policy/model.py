@@ -122,6 +122,11 @@ class DrivingPolicy(nn.Module):
     def act(self, latents: torch.Tensor, actions: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
         """latents (B, T, C, S, S), actions (B, T, 2) raw, extras (B, 5) raw -> (B, 2) raw
         [steering rad, speed m/s]."""
+        return self.command(self.head_input(latents, actions, extras))
+
+    def head_input(self, latents: torch.Tensor, actions: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
+        """`act` up to the head: (B, policy_feature_dim + 5), the world model's policy features and
+        the normalised extras. RL fine-tunes only the head, so this part is its frozen trunk."""
         b, t = latents.shape[:2]
         if not self.config.steering_inputs:
             actions = torch.stack([torch.zeros_like(actions[..., 0]), actions[..., 1]], -1)
@@ -131,7 +136,11 @@ class DrivingPolicy(nn.Module):
         anchors = latents.new_zeros(b, t, 1)
         state = self.world_model.observe_latents(latents, anchors, actions, None)
         features = self.world_model.policy_features(state)
-        out = self.head(torch.cat([features, extras / self.extras_scale], -1))
+        return torch.cat([features, extras / self.extras_scale], -1)
+
+    def command(self, head_input: torch.Tensor) -> torch.Tensor:
+        """The head: head_input (B, D) -> (B, 2) raw command."""
+        out = self.head(head_input)
         return torch.stack([torch.tanh(out[:, 0]), torch.sigmoid(out[:, 1])], -1) * self.output_scale
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor, extras: torch.Tensor) -> torch.Tensor:
@@ -143,8 +152,14 @@ class DrivingPolicy(nn.Module):
         """What a node runs per camera frame: frame (B, 3, H, W), the cached latents of the
         T-1 earlier context frames (B, T-1, C, S, S), actions (B, T, 2), extras (B, 5)
         -> (command (B, 2), this frame's latent (B, C, S, S), to cache)."""
+        head_input, latent = self.frame_trunk(frame, past_latents, actions, extras)
+        return self.command(head_input), latent
+
+    def frame_trunk(self, frame: torch.Tensor, past_latents: torch.Tensor, actions: torch.Tensor,
+                    extras: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`frame_step` up to the head: the same inputs -> (head input (B, D), this frame's latent)."""
         z = self.world_model.encode(frame[:, None])
-        return self.act(torch.cat([past_latents, z], 1), actions, extras), z[:, 0]
+        return self.head_input(torch.cat([past_latents, z], 1), actions, extras), z[:, 0]
 
     def loss(self, frames: torch.Tensor, actions: torch.Tensor, extras: torch.Tensor, labels: torch.Tensor,
              steering_weight: float = 4.0, speed_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
@@ -171,3 +186,11 @@ class FrameStep(nn.Module):
     def forward(self, frame: torch.Tensor, past_latents: torch.Tensor, actions: torch.Tensor,
                 extras: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.frame_step(frame, past_latents, actions, extras)
+
+
+class FrameTrunk(FrameStep):
+    """DrivingPolicy.frame_trunk as a module's forward: what RL traces (its head keeps learning)."""
+
+    def forward(self, frame: torch.Tensor, past_latents: torch.Tensor, actions: torch.Tensor,
+                extras: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.policy.frame_trunk(frame, past_latents, actions, extras)

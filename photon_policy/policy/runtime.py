@@ -47,6 +47,16 @@ class _Frame:
     latent: torch.Tensor  # (1, C, S, S)
 
 
+@dataclass
+class PendingFrame:
+    """A frame between PolicyRuntime.prepare and finish."""
+    inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    """The compute's inputs: frame (1, 3, H, W) uint8, past latents, actions, extras."""
+    current: _Frame
+    ready: bool
+    missing: tuple[str, ...]
+
+
 class PolicyRuntime:
     def __init__(self, compute: Compute, context_steps: int, model_dt: float, latent_shape: tuple[int, int, int],
                  device: torch.device | str = "cpu", input_timeout_s: float = 0.5) -> None:
@@ -79,6 +89,17 @@ class PolicyRuntime:
 
     def push(self, frame: np.ndarray, stamp: float) -> FrameResult:
         """One camera frame (model-size (H, W, 3) uint8 RGB) and its stamp (s)."""
+        pending = self.prepare(frame, stamp)
+        if isinstance(pending, FrameResult):
+            return pending
+        started = time.perf_counter()
+        command, latent = self.compute(*pending.inputs)
+        return self.finish(pending, command, latent, time.perf_counter() - started)
+
+    def prepare(self, frame: np.ndarray, stamp: float) -> "PendingFrame | FrameResult":
+        """`push` up to the compute: the frame's inputs, or its result when it is not computed
+        (repeat, out_of_order). Give the compute's outputs to `finish`. Split so that a caller
+        stepping many runtimes (RL's envs) can run their computes as one batch."""
         if self.last_stamp is not None and stamp <= self.last_stamp:
             if stamp == self.last_stamp:
                 return FrameResult("repeat")
@@ -112,17 +133,23 @@ class PolicyRuntime:
             past = torch.zeros(1, self.steps - 1, *self.latent_shape, device=self.device)
             actions = np.zeros((self.steps, 2), np.float32)
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].to(self.device)
-        started = time.perf_counter()
-        command, latent = self.compute(image, past, torch.from_numpy(actions)[None].to(self.device),
-                                       torch.from_numpy(extras)[None].to(self.device))
+        inputs = (image, past, torch.from_numpy(actions)[None].to(self.device),
+                  torch.from_numpy(extras)[None].to(self.device))
+        return PendingFrame(inputs, current, ready, tuple(missing))
+
+    def finish(self, pending: "PendingFrame", command: torch.Tensor, latent: torch.Tensor,
+               compute_s: float) -> FrameResult:
+        """The compute's outputs for a prepared frame ((1, 2), (1, C, S, S)) -> its result; caches
+        the latent for the frames after it."""
         command = command[0].detach().float().cpu().numpy()
-        elapsed = time.perf_counter() - started
+        current, stamp = pending.current, pending.current.stamp
         current.latent = latent
         self._frames.append(current)
         while self._frames and self._frames[0].stamp < stamp - self.steps * self.dt:
             self._frames.popleft()
         self._applied_per_frame.forget_before(stamp - self.steps * self.dt)
-        return FrameResult("ok" if ready else "no_context", command if ready else None, tuple(missing), elapsed)
+        return FrameResult("ok" if pending.ready else "no_context", command if pending.ready else None,
+                           pending.missing, compute_s)
 
     def _nearest(self, t: float) -> _Frame | None:
         best = min(self._frames, key=lambda f: abs(f.stamp - t), default=None)

@@ -41,7 +41,7 @@ from photon_policy.learning.trainer import TrainingDiverged
 from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
 from photon_policy.reward.model import load_reward
 from photon_policy.reward.online import OnlineReward
-from photon_policy.rl.actor import BatchActor, apply, head_command
+from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
 from photon_policy.rl.env import DriveByWireCarRacing, make_envs
 from photon_policy.seeds import parse_seeds
 from photon_policy.sim.carracing import DT
@@ -119,7 +119,7 @@ class Agent(nn.Module):
         self.log_std = nn.Parameter(torch.log(torch.tensor(init_std, dtype=torch.float32)))
 
     def dist(self, x: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(head_command(self.policy, x), self.log_std.exp())
+        return torch.distributions.Normal(self.policy.command(x), self.log_std.exp())
 
 
 def reward_scorers(reward: str, world_model: str):
@@ -132,14 +132,14 @@ def reward_scorers(reward: str, world_model: str):
                                                         "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
-def evaluate(config: RLConfig, policy, make_scorer) -> dict[str, float]:
+def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, float]:
     """The noiseless policy on the eval seeds: mean simulator score and mean learned return (less the
     time cost, as in training)."""
     scores, returns = [], []
     cost = 0.0 if config.oracle else config.time_cost * DT
     for seed in parse_seeds(config.eval_seeds):
         env = DriveByWireCarRacing([seed], config.eval_steps)
-        actor, scorer = BatchActor(policy, 1), make_scorer() if make_scorer else None
+        actor, scorer = BatchActor(trunk, 1), make_scorer() if make_scorer else None
         obs, info = env.reset(seed=seed)
         total, k, done = 0.0, np.zeros(1, int), False
         while not done:
@@ -150,7 +150,6 @@ def evaluate(config: RLConfig, policy, make_scorer) -> dict[str, float]:
             k += 1
             done = term or trunc
         env.close()
-        actor.close()
         scores.append(info["score"])
         returns.append(total)
     return {"eval_score": float(np.mean(scores)), "eval_return": float(np.mean(returns))}
@@ -181,7 +180,8 @@ def train(config: RLConfig) -> Path:
         step, update, first_reward, best = ck["step"], rl["update"], rl["first_reward"], rl["best"]
     n, T = config.envs, config.rollout
     envs = make_envs(n, parse_seeds(config.seeds), config.max_episode_steps)
-    actor = BatchActor(policy, n)
+    trunk = FrozenTrunk(policy)
+    actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
                        "kl_anchor", "std_steering", "std_speed", "eval_score", "eval_return", "steps_per_s",
@@ -271,7 +271,7 @@ def train(config: RLConfig) -> Path:
                    "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
                    "steps_per_s": n * T / (time.perf_counter() - t_update)}
             if update % config.eval_interval == 0 or step >= config.total_steps or low >= config.collapse_patience:
-                row |= evaluate(config, policy, make_scorer)
+                row |= evaluate(config, trunk, make_scorer)
                 key = row["eval_score"] if config.oracle else row["eval_return"]
                 if low < config.collapse_patience:
                     save(last, row)
@@ -290,7 +290,6 @@ def train(config: RLConfig) -> Path:
         bar.close()
         log.close()
         envs.close()
-        actor.close()
     return best_path if best_path.exists() else last
 
 
@@ -302,7 +301,7 @@ def _anchor_mean(anchor: nn.Module, policy, x: torch.Tensor) -> torch.Tensor:
     """The starting policy's command for the same head input."""
     head, policy.head = policy.head, anchor
     try:
-        return head_command(policy, x)
+        return policy.command(x)
     finally:
         policy.head = head
 

@@ -9,7 +9,12 @@ import numpy as np
 
 from photon_policy.cli import main as photon
 from photon_policy.policy.checkpoint import load_policy
-from photon_policy.rl.env import DriveByWireCarRacing
+from photon_policy.policy.cli import resolve_checkpoint
+from photon_policy.policy.export import EagerCompute
+from photon_policy.policy.runtime import runtime_for
+from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
+from photon_policy.rl.env import DriveByWireCarRacing, make_envs
+from photon_policy.sim.carracing import DT
 
 TINY = "rollout: 16\neval_interval: 1\neval_seeds: '2080'\neval_steps: 25\nmax_episode_steps: 40\nminibatch: 16\nepochs: 2\n"
 
@@ -47,3 +52,34 @@ def test_env_sanitises_commands():
         assert trunc and info["reason"] == "time_limit"
     finally:
         env.close()
+
+
+def test_batched_traced_actor_commands_equal_the_node_runtime():
+    """The actor's commands (the trunk traced and batched over the envs, the head eager) are the policy
+    node's: PolicyRuntime with the policy's own eager frame_step, fed the same frames and car state."""
+    policy, _ = load_policy(resolve_checkpoint(None))
+    actor = BatchActor(FrozenTrunk(policy), 2)
+    nodes = [runtime_for(EagerCompute(policy)) for _ in range(2)]
+    envs = make_envs(2, [2080, 2081], 100)
+    try:
+        obs, _ = envs.reset(seed=0)
+        seen = []
+        for k in range(24):
+            stamps = np.full(2, k * DT)
+            commands, ready, head_inputs = actor.act(obs["frame"], stamps)
+            expected = [node.push(obs["frame"][i], k * DT) for i, node in enumerate(nodes)]
+            assert list(ready) == [r.command is not None for r in expected], f"frame {k}: ready {ready}"
+            for i, r in enumerate(expected):
+                if r.command is not None:
+                    np.testing.assert_allclose(commands[i], r.command, rtol=1e-5, atol=1e-5, err_msg=f"frame {k} env {i}")
+                    seen.append(head_inputs[i])
+            apply(actor, None, np.full(2, k), obs, commands)
+            for i, node in enumerate(nodes):
+                node.add_applied(k * DT, *map(float, commands[i]))
+                node.add_imu(k * DT, *map(float, obs["imu"][i]))
+                node.add_odom(k * DT, float(obs["speed"][i, 0]))
+            obs, *_ = envs.step(commands)
+        assert len(seen) >= 2 * 10, f"only {len(seen)} frames with a whole context"
+        assert np.isfinite(seen).all() and np.ptp(np.array(seen), 0).max() > 0  # the head read real, changing inputs
+    finally:
+        envs.close()
