@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
 from photon_policy.learning.checkpoint import content_hash
-from photon_policy.learning.loop import RunLog, seed_everything
+from photon_policy.learning.loop import Processes, RunLog, run_processes, seed_everything
 from photon_policy.learning.trainer import TrainingDiverged
 from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
 from photon_policy.reward.model import load_reward
@@ -132,11 +133,18 @@ def reward_scorers(reward: str, world_model: str):
                                                         "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
+def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None = None) -> np.ndarray:
+    """The reward PPO maximises for one env step: the simulator's with `oracle` (its -0.1 a frame is
+    a time cost already), else the learned reward less `time_cost` x DT."""
+    if config.oracle:
+        return np.asarray(sim, np.float32)
+    return np.asarray(learned, np.float32) - np.float32(config.time_cost * DT)
+
+
 def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, float]:
     """The noiseless policy on the eval seeds: mean simulator score and mean learned return (less the
-    time cost, as in training)."""
+    time cost, as in training; 0 for the oracle arm, which has no learned reward)."""
     scores, returns = [], []
-    cost = 0.0 if config.oracle else config.time_cost * DT
     for seed in parse_seeds(config.eval_seeds):
         env = DriveByWireCarRacing([seed], config.eval_steps)
         actor, scorer = BatchActor(trunk, 1), make_scorer() if make_scorer else None
@@ -145,8 +153,10 @@ def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, flo
         while not done:
             batch = {key: v[None] for key, v in obs.items()}
             command, _, _ = actor.act(batch["frame"], k * DT)
-            total += float(apply(actor, [scorer] if scorer else None, k, batch, command)[0]) - cost
+            learned = apply(actor, [scorer] if scorer else None, k, batch, command)
             obs, _, term, trunc, info = env.step(command[0])
+            if not config.oracle:
+                total += float(step_rewards(config, learned)[0])
             k += 1
             done = term or trunc
         env.close()
@@ -156,8 +166,20 @@ def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, flo
 
 
 def train(config: RLConfig) -> Path:
+    """The run in this process, or in this process's place of a torchrun run (WORLD_SIZE > 1)."""
+    return run_processes("cpu", lambda procs: fine_tune(config, procs)[0])
+
+
+def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
+    """Train (or resume) to total_steps; returns (best.pt, or last.pt when no eval improved, the agent).
+
+    Distributed (torchrun, gloo): every rank steps its own `envs` envs on its own share of the training
+    tracks, the update's gradients are averaged over the ranks (one all_reduce per minibatch, which
+    also carries the loss, so a non-finite loss anywhere stops every rank), the rollout reward is the
+    mean over all ranks (so all agree on a collapse), and rank 0 alone evaluates, logs and writes
+    checkpoints while the others wait. All ranks start from rank 0's weights and stay identical."""
     torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
+    seed_everything(config.seed + procs.rank)  # each rank its own action noise and minibatch order
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     policy, start_ckpt = load_policy(config.policy)
@@ -165,7 +187,8 @@ def train(config: RLConfig) -> Path:
     policy.head.requires_grad_(True)
     anchor = copy.deepcopy(policy.head)
     agent = Agent(policy, config.init_std)
-    opt = torch.optim.Adam([p for p in agent.parameters() if p.requires_grad], lr=config.lr, eps=1e-5)
+    params = [p for p in agent.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
     make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model)
     provenance["start_policy_sha256"] = content_hash(start_ckpt)
     last, best_path = out / "last.pt", out / "best.pt"
@@ -178,24 +201,33 @@ def train(config: RLConfig) -> Path:
         agent.log_std.data.copy_(rl["log_std"])
         opt.load_state_dict(ck["optimizer"])
         step, update, first_reward, best = ck["step"], rl["update"], rl["first_reward"], rl["best"]
-    n, T = config.envs, config.rollout
-    envs = make_envs(n, parse_seeds(config.seeds), config.max_episode_steps)
+    if procs.distributed:
+        for p in params:
+            dist.broadcast(p.data, 0)
+    n, T, world = config.envs, config.rollout, procs.world
+    seeds = parse_seeds(config.seeds)
+    envs = make_envs(n, seeds[procs.rank::world] or seeds, config.max_episode_steps)
     trunk = FrozenTrunk(policy)
     actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
                        "kl_anchor", "std_steering", "std_speed", "eval_score", "eval_return", "steps_per_s",
-                       "elapsed_s"], fresh=step == 0)
-    obs, _ = envs.reset(seed=config.seed + update)
+                       "elapsed_s"], fresh=step == 0) if procs.is_main else None
+    obs, _ = envs.reset()
     k = np.zeros(n, int)
-    bar = tqdm(total=config.total_steps, initial=step, disable=not config.progress, unit="step", mininterval=0.5)
+    bar = tqdm(total=config.total_steps, initial=step, disable=not (config.progress and procs.is_main), unit="step",
+               mininterval=0.5)
     t0 = time.perf_counter()
 
     def save(path: Path, metrics: dict) -> None:
         save_policy(path, policy, opt, step=step, train_config=config.to_dict(), metrics=metrics, extra={
             **provenance, "rl": {"value": agent.value.state_dict(), "log_std": agent.log_std.detach().clone(),
                                  "update": update, "first_reward": first_reward, "best": best},
-            "world_model_sha256": start_ckpt["extra"].get("world_model_sha256", "")})
+            "world_model_sha256": start_ckpt["extra"].get("world_model_sha256", ""), "world_size": world})
+
+    def diverged(reason: str) -> TrainingDiverged:
+        kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
+        return TrainingDiverged(f"update {update}: {reason}: stopping ({kept})")
 
     try:
         while step < config.total_steps:
@@ -212,13 +244,10 @@ def train(config: RLConfig) -> Path:
                 # yet: the runtime's stop).
                 sample = np.where(ready[:, None], a.numpy(), command)
                 a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
-                r = apply(actor, scorers, k, obs, a)
+                learned = apply(actor, scorers, k, obs, a)
                 obs, sim_r, term, trunc, _ = envs.step(a)
                 done = term | trunc
-                if config.oracle:
-                    r = sim_r.astype(np.float32)
-                else:
-                    r = r - np.float32(config.time_cost * DT)
+                r = step_rewards(config, learned, sim_r)
                 for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
                                  ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r)):
                     buf[key].append(np.asarray(val))
@@ -228,8 +257,8 @@ def train(config: RLConfig) -> Path:
                     actor.reset(i)
                     if scorers:
                         scorers[i].reset()
-                step += n
-                bar.update(n)
+                step += n * world
+                bar.update(n * world)
             B = {key: np.stack(v) for key, v in buf.items()}  # (T, n, ...)
             adv = _gae(B, config)
             ret = adv + B["v"]
@@ -240,10 +269,13 @@ def train(config: RLConfig) -> Path:
             adv_t = torch.from_numpy(adv.reshape(-1)[mask].astype(np.float32))
             ret_t = torch.from_numpy(ret.reshape(-1)[mask].astype(np.float32))
             adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
+            # Every rank takes the same number of optimizer steps (its samples in as many minibatches as
+            # the rank with the fewest fills); a rollout without two whole contexts (the first 0.2 s of
+            # episodes) on some rank has nothing to learn from.
+            fewest = int(_all_reduce(torch.tensor([float(len(x))]), procs, dist.ReduceOp.MIN)[0])
             stats = []
-            # A rollout that never had a whole context (the first 0.2 s of episodes) has nothing to learn from.
-            for _ in range(config.epochs if len(x) > 1 else 0):
-                for idx in torch.randperm(len(x)).split(config.minibatch):
+            for _ in range(config.epochs if fewest > 1 else 0):
+                for idx in torch.randperm(len(x)).tensor_split(math.ceil(fewest / config.minibatch)):
                     d = agent.dist(x[idx])
                     ratio = (d.log_prob(a[idx]).sum(-1) - old_logp[idx]).exp()
                     pg = -torch.min(ratio * adv_t[idx], ratio.clamp(1 - config.clip, 1 + config.clip) * adv_t[idx]).mean()
@@ -252,45 +284,69 @@ def train(config: RLConfig) -> Path:
                         mu0 = _anchor_mean(anchor, policy, x[idx])
                     kl = ((d.mean - mu0).pow(2) / (2 * d.stddev.pow(2))).sum(-1).mean()
                     loss = pg + config.value_coef * vl + config.kl * kl
-                    if not torch.isfinite(loss):
-                        kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
-                        raise TrainingDiverged(f"update {update}: the PPO loss is not finite ({loss.item()}): "
-                                               f"stopping ({kept})")
                     opt.zero_grad()
                     loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), 0.5)
+                    mean_loss = _average_gradients(params, loss, procs)
+                    if not math.isfinite(mean_loss):
+                        raise diverged(f"the PPO loss is not finite ({mean_loss})")
+                    nn.utils.clip_grad_norm_(params, 0.5)
                     opt.step()
                     stats.append((pg.item(), vl.item(), kl.item()))
             update += 1
-            reward_mean = float(B["r"][B["ready"]].mean()) if B["ready"].any() else 0.0
+            totals = _all_reduce(torch.tensor([B["r"][B["ready"]].sum(), B["ready"].sum(), B["sim"].sum(),
+                                               B["sim"].size], dtype=torch.float64), procs)
+            reward_mean = float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
             first_reward = reward_mean if first_reward is None else first_reward
             low = low + 1 if first_reward > 0 and reward_mean < config.collapse_fraction * first_reward else 0
+            collapsed = low >= config.collapse_patience
             row = {"update": update, "env_steps": step, "reward_mean": reward_mean,
-                   "sim_reward_mean": float(B["sim"].mean()), "policy_loss": _mean(stats, 0),
+                   "sim_reward_mean": float(totals[2] / totals[3]), "policy_loss": _mean(stats, 0),
                    "value_loss": _mean(stats, 1), "kl_anchor": _mean(stats, 2),
                    "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
-                   "steps_per_s": n * T / (time.perf_counter() - t_update)}
-            if update % config.eval_interval == 0 or step >= config.total_steps or low >= config.collapse_patience:
-                row |= evaluate(config, trunk, make_scorer)
-                key = row["eval_score"] if config.oracle else row["eval_return"]
-                if low < config.collapse_patience:
-                    save(last, row)
-                    if key > best:
-                        best = key
-                        save(best_path, row)
-            log.write(update, [f"{row.get(c, math.nan):.6g}" for c in log.columns[:-1]]
-                      + [f"{time.perf_counter() - t0:.1f}"], row)
-            bar.set_postfix(r=f"{reward_mean:.3f}", kl=f"{row['kl_anchor']:.3f}")
-            if low >= config.collapse_patience:
-                kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
-                raise TrainingDiverged(f"update {update}: reward collapse: the rollout reward {reward_mean:.4g} stayed "
-                                       f"below {config.collapse_fraction} x the first ({first_reward:.4g}) for "
-                                       f"{low} updates: stopping ({kept})")
+                   "steps_per_s": n * T * world / (time.perf_counter() - t_update)}
+            if procs.is_main:
+                if update % config.eval_interval == 0 or step >= config.total_steps or collapsed:
+                    row |= evaluate(config, trunk, make_scorer)
+                    key = row["eval_score"] if config.oracle else row["eval_return"]
+                    if not collapsed:
+                        save(last, row)
+                        if key > best:
+                            best = key
+                            save(best_path, row)
+                log.write(update, [f"{row.get(c, math.nan):.6g}" for c in log.columns[:-1]]
+                          + [f"{time.perf_counter() - t0:.1f}"], row)
+                bar.set_postfix(r=f"{reward_mean:.3f}", kl=f"{row['kl_anchor']:.3f}")
+            if procs.distributed:
+                dist.barrier()  # the others wait for rank 0's evaluation and checkpoints
+            if collapsed:
+                raise diverged(f"reward collapse: the rollout reward {reward_mean:.4g} stayed below "
+                               f"{config.collapse_fraction} x the first ({first_reward:.4g}) for {low} updates")
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
         envs.close()
-    return best_path if best_path.exists() else last
+    return (best_path if best_path.exists() else last), agent
+
+
+def _all_reduce(values: torch.Tensor, procs: Processes, op=dist.ReduceOp.SUM) -> torch.Tensor:
+    """`values` reduced over the ranks (unchanged in a single process)."""
+    if procs.distributed:
+        dist.all_reduce(values, op)
+    return values
+
+
+def _average_gradients(params: list[nn.Parameter], loss: torch.Tensor, procs: Processes) -> float:
+    """Average the gradients over the ranks, in one all_reduce that also carries the loss; returns the
+    mean loss (not finite when it is not finite on any rank)."""
+    if not procs.distributed:
+        return loss.item()
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1)]) / procs.world
+    dist.all_reduce(flat)
+    for g, avg in zip(grads, flat[:-1].split([g.numel() for g in grads])):
+        g.copy_(avg.view_as(g))
+    return flat[-1].item()
 
 
 def _mean(stats: list[tuple[float, ...]], i: int) -> float:
