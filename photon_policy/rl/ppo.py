@@ -225,9 +225,9 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                                  "update": update, "first_reward": first_reward, "best": best},
             "world_model_sha256": start_ckpt["extra"].get("world_model_sha256", ""), "world_size": world})
 
-    def diverged(reason: str) -> TrainingDiverged:
+    def diverged(at: int, reason: str) -> TrainingDiverged:
         kept = f"{last} holds the last good interval" if last.exists() else "no checkpoint was written"
-        return TrainingDiverged(f"update {update}: {reason}: stopping ({kept})")
+        return TrainingDiverged(f"update {at}: {reason}: stopping ({kept})")
 
     try:
         while step < config.total_steps:
@@ -288,7 +288,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     loss.backward()
                     mean_loss = _average_gradients(params, loss, procs)
                     if not math.isfinite(mean_loss):
-                        raise diverged(f"the PPO loss is not finite ({mean_loss})")
+                        raise diverged(update + 1, f"the PPO loss is not finite ({mean_loss})")
                     nn.utils.clip_grad_norm_(params, 0.5)
                     opt.step()
                     stats.append((pg.item(), vl.item(), kl.item()))
@@ -319,7 +319,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
             if procs.distributed:
                 dist.barrier()  # the others wait for rank 0's evaluation and checkpoints
             if collapsed:
-                raise diverged(f"reward collapse: the rollout reward {reward_mean:.4g} stayed below "
+                raise diverged(update, f"reward collapse: the rollout reward {reward_mean:.4g} stayed below "
                                f"{config.collapse_fraction} x the first ({first_reward:.4g}) for {low} updates")
     finally:
         bar.close()

@@ -4,8 +4,12 @@ learned reward's online scorer is held to the bag features in test_reward), then
 from __future__ import annotations
 
 import csv
+import os
+from pathlib import Path
 
 import numpy as np
+import torch
+import torch.multiprocessing as mp
 
 from photon_policy.cli import main as photon
 from photon_policy.policy.checkpoint import load_policy
@@ -13,8 +17,11 @@ from photon_policy.policy.cli import resolve_checkpoint
 from photon_policy.policy.export import EagerCompute
 from photon_policy.policy.runtime import runtime_for
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
+from photon_policy.learning.loop import run_processes
 from photon_policy.rl.env import DriveByWireCarRacing, make_envs
+from photon_policy.rl.ppo import RLConfig, fine_tune
 from photon_policy.sim.carracing import DT
+from test_learning import _free_port
 
 TINY = "rollout: 16\neval_interval: 1\neval_seeds: '2080'\neval_steps: 25\nmax_episode_steps: 40\nminibatch: 16\nepochs: 2\n"
 
@@ -83,3 +90,29 @@ def test_batched_traced_actor_commands_equal_the_node_runtime():
         assert np.isfinite(seen).all() and np.ptp(np.array(seen), 0).max() > 0  # the head read real, changing inputs
     finally:
         envs.close()
+
+
+def _ddp_worker(rank: int, port: int, config: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    _, agent = run_processes("cpu", lambda procs: fine_tune(RLConfig(**config), procs))
+    torch.save(agent.policy.head.state_dict(), Path(config["out_dir"]) / f"head_rank{rank}.pt")
+
+
+def test_ddp_two_cpu_processes_gloo(tmp_path):
+    """torchrun's layout on two CPU processes: each steps its own env on its own tracks, 2 updates with
+    the gradients averaged; both end with the same head, and only rank 0 logs and checkpoints."""
+    run = tmp_path / "rl"
+    config = dict(policy=str(resolve_checkpoint(None)), oracle=True, out_dir=str(run), envs=1, rollout=16,
+                  total_steps=64, eval_interval=1, eval_seeds="2080", eval_steps=20, max_episode_steps=100,
+                  minibatch=8, epochs=2, progress=False)
+    mp.spawn(_ddp_worker, args=(_free_port(), config), nprocs=2, join=True)
+    heads = [torch.load(run / f"head_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    start, _ = load_policy(resolve_checkpoint(None))
+    policy, ckpt = load_policy(run / "last.pt")
+    for name, value in heads[0].items():
+        assert torch.equal(value, heads[1][name]), f"{name} differs between the ranks"
+        assert torch.equal(value, policy.head.state_dict()[name]), f"{name}: last.pt is not rank 0's head"
+    assert any(not torch.equal(v, start.head.state_dict()[k]) for k, v in heads[0].items()), "the head never changed"
+    assert ckpt["extra"]["world_size"] == 2 and ckpt["extra"]["rl"]["update"] == 2
+    assert [int(r["env_steps"]) for r in rows(run)] == [32, 64]  # one log: rank 0's, both ranks' steps

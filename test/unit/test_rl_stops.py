@@ -1,0 +1,119 @@
+"""`photon train rl`'s stops and its time cost, for real: tiny PPO runs on CarRacing (one env, a few
+updates) scored by reward checkpoints written here with chosen weights (a RewardNet in the real
+format, loaded and hash-checked like a trained one), so that what goes wrong goes wrong in the
+run itself: the loss overflows, the rollout reward falls."""
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from photon_policy.learning.checkpoint import content_hash
+from photon_policy.learning.trainer import TrainingDiverged
+from photon_policy.policy.checkpoint import load_policy
+from photon_policy.policy.cli import resolve_checkpoint
+from photon_policy.reward.features import SPEED_COLUMN
+from photon_policy.reward.model import RewardConfig, RewardNet, save_reward
+from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
+from photon_policy.rl.env import DriveByWireCarRacing
+from photon_policy.rl.ppo import RLConfig, reward_scorers, step_rewards, train
+from photon_policy.sim.carracing import DT
+from world_model_node.checkpoint import load_checkpoint
+from world_model_node.cli import resolve_checkpoint as resolve_world_model
+
+
+def reward_checkpoint(path, set_weights, **config) -> str:
+    """A reward checkpoint for the shipped world model whose weights `set_weights` chooses."""
+    torch.manual_seed(0)
+    net = RewardNet(RewardConfig(design="rlif", **config))
+    with torch.no_grad():
+        set_weights(net)
+    wm_hash = content_hash(load_checkpoint(resolve_world_model(None)))
+    return str(save_reward(path, net, extra={"world_model_sha256": wm_hash}))
+
+
+def tiny(tmp_path, reward: str, **overrides) -> RLConfig:
+    return RLConfig(**{"policy": str(resolve_checkpoint(None)), "reward": reward,
+                       "reward_world_model": str(resolve_world_model(None)), "out_dir": str(tmp_path / "rl"),
+                       "envs": 1, "seeds": "0", "eval_seeds": "2080", "eval_steps": 20, "eval_interval": 1,
+                       "max_episode_steps": 200, "minibatch": 16, "epochs": 2, "progress": False, **overrides})
+
+
+def rows(run) -> list[dict]:
+    with open(run / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_last_is_good(run, update: int) -> None:
+    policy, ckpt = load_policy(run / "last.pt")  # verified: content hash, finite weights
+    rl = ckpt["extra"]["rl"]
+    assert rl["update"] == update, f"last.pt holds update {rl['update']}"
+    assert torch.isfinite(rl["log_std"]).all() and all(torch.isfinite(v).all() for v in rl["value"].values())
+
+
+def test_a_non_finite_loss_stops_the_run_and_last_pt_keeps_the_last_good_update(tmp_path):
+    # A reward model whose output is finite but huge (1e30 every model step): its returns square past
+    # float32's range in the value loss. The learned reward starts at frame 15 (a whole context), so
+    # update 1 (frames 0-11) learns from zeros and update 2 meets the first rewards.
+    def huge(net):
+        for p in net.parameters():
+            p.zero_()
+        net.mlp[-1].bias.fill_(1e30)
+
+    config = tiny(tmp_path, reward_checkpoint(tmp_path / "huge.pt", huge), rollout=12, total_steps=120)
+    with pytest.raises(TrainingDiverged, match=r"update 2: the PPO loss is not finite \(inf\): stopping "
+                                               r"\(.*last\.pt holds the last good interval\)"):
+        train(config)
+    run = tmp_path / "rl"
+    assert [r["update"] for r in rows(run)] == ["1"]
+    assert math.isfinite(float(rows(run)[0]["value_loss"]))
+    assert_last_is_good(run, update=1)
+
+
+def test_a_reward_collapse_stops_the_run_with_its_reason(tmp_path):
+    # A reward model that pays for going slowly, r = 1 - silu(10 x normalised speed), while the policy
+    # accelerates from the start line: the rollout reward falls below collapse_fraction of the first.
+    def slow(net):
+        for p in net.parameters():
+            p.zero_()
+        net.mlp[0].weight[0, net.config.state_dim + SPEED_COLUMN] = 10.0
+        net.mlp[2].weight[0, 0] = -1.0
+        net.mlp[2].bias.fill_(1.0)
+
+    config = tiny(tmp_path, reward_checkpoint(tmp_path / "slow.pt", slow, layers=1, width=1), rollout=20,
+                  total_steps=200, collapse_patience=2)
+    with pytest.raises(TrainingDiverged, match=r"update 3: reward collapse: the rollout reward -?[\d.]+ stayed below "
+                                               r"0\.2 x the first \([\d.]+\) for 2 updates: stopping \(.*last\.pt holds"):
+        train(config)
+    run = tmp_path / "rl"
+    rewards = [float(r["reward_mean"]) for r in rows(run)]
+    assert len(rewards) == 3 and rewards[0] > 0 and all(r < 0.2 * rewards[0] for r in rewards[1:]), rewards
+    assert_last_is_good(run, update=2)  # the collapsing update itself is not saved
+
+
+def test_time_cost_makes_standing_still_score_negative_and_not_with_the_oracle(tmp_path):
+    reward = reward_checkpoint(tmp_path / "speed.pt", lambda net: None, speed_gate=True)  # untrained, speed-gated
+    policy, _ = load_policy(resolve_checkpoint(None))
+    make_scorer, _ = reward_scorers(reward, str(resolve_world_model(None)))
+    actor, scorer = BatchActor(FrozenTrunk(policy), 1), make_scorer()
+    env = DriveByWireCarRacing([2080], max_steps=40)
+    learned, sim = [], []
+    try:
+        obs, _ = env.reset()
+        for k in range(40):
+            batch, stop = {key: v[None] for key, v in obs.items()}, np.zeros((1, 2), np.float32)
+            learned.append(apply(actor, [scorer], np.array([k]), batch, stop))
+            obs, r, *_ = env.step(stop[0])
+            sim.append(np.array([r], np.float32))
+    finally:
+        env.close()
+    learned, sim = np.concatenate(learned), np.concatenate(sim)
+    free = step_rewards(RLConfig(policy="p", reward=reward), learned)
+    costly = step_rewards(RLConfig(policy="p", reward=reward, time_cost=0.5), learned)
+    oracle = step_rewards(RLConfig(policy="p", oracle=True, time_cost=0.5), learned, sim)
+    assert abs(free.sum()) < 1e-3, f"standing still, the speed-gated reward paid {free.sum()}"
+    assert costly.sum() == pytest.approx(-0.5 * 40 * DT, rel=1e-3) and costly.sum() < 0
+    np.testing.assert_array_equal(oracle, sim)  # the simulator's own reward, no time cost on top
