@@ -3,16 +3,19 @@ reward model (or, for the oracle arm, the simulator's own reward), CleanRL style
 
   photon train rl --policy RUN|FILE --reward RUN|FILE --out RUN [--envs 2] [--steps N] [--kl 1.0]
   photon train rl --policy RUN --oracle --out RUN          # the simulator's reward: the upper bound
+  torchrun --nproc_per_node=2 -m photon_policy.cli train rl ...   # DDP: every process its own envs
 
 Why hand-written PPO and not Stable-Baselines3: the policy is not an SB3 network. It acts through
 the node's PolicyRuntime (context latents, extras, fallbacks), and only its head learns (the world
 model stays frozen: the reward model reads a frozen world model too, and two loaded CPU cores
 cannot backpropagate through an encoder per frame). What PPO needs around that is ~150 lines here.
 
-One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in process); the
-action is the policy's command plus Gaussian noise (learned log std); GAE; `epochs` passes of
-clipped PPO over minibatches, plus `kl` x KL(current || starting policy), which for Gaussians of
-one std is the squared distance of the means over 2 std^2: the anchor that keeps it driving.
+One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in process; the policy's
+frozen trunk traced and batched over them, rl/actor.py); the action is the policy's command plus
+Gaussian noise (learned log std); the reward is the learned one less `time_cost` a second, or the
+simulator's with `oracle`; GAE; `epochs` passes of clipped PPO over minibatches, plus `kl` x
+KL(current || starting policy), which for Gaussians of one std is the squared distance of the
+means over 2 std^2: the anchor that keeps it driving.
 
 Every `eval_interval` updates and at the end: the noiseless policy drives the eval seeds (score
 and learned return in log.csv), last.pt is written (resumable: head, value net, log std,
@@ -21,6 +24,10 @@ last.pt and best.pt are ordinary policy checkpoints: the policy node runs them u
 A non-finite loss, or a rollout reward below `collapse_fraction` of the first one for
 `collapse_patience` updates in a row, stops the run with the reason; last.pt keeps the last
 good interval.
+
+Under torchrun (gloo on CPU) every process steps its own envs on its share of the training tracks,
+the gradients are averaged over the processes, and rank 0 alone evaluates, logs and checkpoints
+(`fine_tune`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ format, loaded and hash-checked like a trained one), so that what goes wrong goe
 run itself: the loss overflows, the rollout reward falls."""
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
@@ -22,6 +21,7 @@ from photon_policy.rl.env import DriveByWireCarRacing
 from photon_policy.rl.ppo import RLConfig, reward_scorers, step_rewards, train
 from photon_policy.sim.carracing import DT
 from world_model_node.checkpoint import load_checkpoint
+from test_rl import rows
 from world_model_node.cli import resolve_checkpoint as resolve_world_model
 
 
@@ -40,11 +40,6 @@ def tiny(tmp_path, reward: str, **overrides) -> RLConfig:
                        "reward_world_model": str(resolve_world_model(None)), "out_dir": str(tmp_path / "rl"),
                        "envs": 1, "seeds": "0", "eval_seeds": "2080", "eval_steps": 20, "eval_interval": 1,
                        "max_episode_steps": 200, "minibatch": 16, "epochs": 2, "progress": False, **overrides})
-
-
-def rows(run) -> list[dict]:
-    with open(run / "log.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def assert_last_is_good(run, update: int) -> None:
