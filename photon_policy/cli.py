@@ -1,7 +1,7 @@
 """`photon`: run profiles, evaluate drivers, and the demo.
 
   photon up <profile> [--set node.param=value ...] [--with optional_node ...] [--dry-run]
-  photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--realtime] [--json out.json]
+  photon eval --driver expert|policy [--ckpt RUN] --seeds 0-99 [--workers N|auto] [--realtime] [--json out.json]
   photon demo [--driver policy|expert] [--seed N]
   photon record --out DIR [--topics ...]
   photon play BAG [--rate R] [--loop] [--clock [HZ]] [--remap OLD:=NEW ...]     # like ros2 bag play
@@ -78,7 +78,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.target == "reward":
         from photon_policy.reward.cli import cmd_eval as eval_reward
         return eval_reward(args)
-    from photon_policy.evaluation import evaluate
+    from photon_policy.evaluation import auto_workers, evaluate
 
     seeds = parse_seeds(args.seeds or "0-9")
     checkpoint = None
@@ -87,8 +87,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         checkpoint = checked_checkpoint(args.ckpt)  # refused here, before any node starts
     elif args.ckpt is not None:
         raise ValueError("--ckpt is for --driver policy")
+    workers = auto_workers(len(seeds)) if args.workers == "auto" else min(args.workers, len(seeds))
+    if args.realtime and workers > 1:
+        print(f"[photon] warning: --realtime with {workers} workers: the pairs share this machine's cores, so "
+              "late and dropped frames measure their contention as much as the driver", file=sys.stderr)
     report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
-                      log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint, realtime=args.realtime)
+                      log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint, realtime=args.realtime,
+                      workers=workers)
     if args.json:
         report.write(args.json)
         print(f"[photon] wrote {args.json} and {args.json.with_suffix('.png')}")
@@ -112,6 +117,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"[photon] {args.driver} score on seed {e.seed}: {e.score:.1f} in {e.steps} steps ({e.reason}), "
           f"{report.steps_per_second:.0f} steps/s")
     return 0
+
+
+def workers_arg(text: str) -> int | str:
+    """`--workers`: a positive count or `auto`."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'auto'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} workers: at least 1")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--realtime", action="store_true",
                     help="the simulator at its 50 Hz wall clock, as on a car (default: lockstep); reports late, "
                          "stale and dropped frames and the command age at each step")
+    ev.add_argument("--workers", type=workers_arg, default=1, metavar="N|auto",
+                    help="simulator/driver pairs side by side, the seeds dealt between them (default 1); worker i "
+                         "uses ROS_DOMAIN_ID = yours + i (worker 0 yours; all must be <= 101), so two evals on "
+                         "one machine need ROS_DOMAIN_IDs N apart; auto: one per two cores, at most one per seed")
     ev.add_argument("--json", type=Path, help="write the report here (and a plot beside it)")
     ev.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE")
     ev.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")

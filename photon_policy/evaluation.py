@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
+import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import rclpy
 from rclpy.node import Node
@@ -18,8 +21,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from photon_msgs.msg import EpisodeStatus
 from photon_policy.launcher import ProfileProcesses
-from photon_policy.lockstep import LockstepRun
-from photon_policy.profiles import load_profile
+from photon_policy.lockstep import LockstepRun, RunError
+from photon_policy.profiles import Profile, load_profile
 
 DRIVER_PROFILES = {"expert": "sim", "policy": "sim-policy"}
 
@@ -42,6 +45,8 @@ class EvalReport:
     wall_time_s: float
     steps_per_second: float
     mode: str = "lockstep"
+    worker_runs: list[WorkerRun] = field(default_factory=list)
+    """The simulator/driver pairs that ran side by side (`workers`), with their seeds and wall times."""
     mean: float = field(init=False)
     std: float = field(init=False)
     min: float = field(init=False)
@@ -57,7 +62,8 @@ class EvalReport:
         return {"driver": self.driver, "profile": self.profile, "mode": self.mode, "n_episodes": len(self.episodes),
                 "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
                 "steps_per_second": self.steps_per_second, "wall_time_s": self.wall_time_s,
-                "timing": self.timing(),
+                "timing": self.timing(), "workers": max(len(self.worker_runs), 1),
+                "worker_runs": [asdict(w) for w in self.worker_runs],
                 "episodes": [asdict(e) for e in self.episodes]}
 
     def timing(self) -> dict[str, Any]:
@@ -74,6 +80,9 @@ class EvalReport:
         text = (f"{self.driver}: mean {self.mean:.1f} ± {self.std:.1f} (min {self.min:.1f}, max {self.max:.1f}) "
                 f"over {len(self.episodes)} episodes, {self.steps_per_second:.1f} steps/s through the ROS loop "
                 f"({self.mode})")
+        if len(self.worker_runs) > 1:
+            text += (f", {len(self.worker_runs)} workers side by side (wall "
+                     f"{', '.join(f'{w.wall_time_s:.0f}' for w in self.worker_runs)} s)")
         if self.mode == "realtime":
             t = self.timing()
             text += (f"; of {t['steps']} steps {t['late_steps']} late, {t['stale_steps']} stale (braking), "
@@ -157,13 +166,118 @@ def parse_timing(msg: DiagnosticStatus) -> dict[str, Any]:
     return timing
 
 
+HIGHEST_DOMAIN_ID = 101
+"""Linux: DDS ports of higher ROS_DOMAIN_IDs fall into the kernel's ephemeral range, where they can collide."""
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One simulator/policy pair of a `workers` eval: its DDS domain, seeds and speed."""
+    worker: int
+    domain_id: int | None
+    """None: the caller's ROS_DOMAIN_ID (a one-worker eval)."""
+    seeds: list[int]
+    steps: int
+    wall_time_s: float
+    steps_per_second: float
+
+
+def split_seeds(seeds: list[int], workers: int) -> list[list[int]]:
+    """Positions in `seeds` for each worker, dealt round-robin (0, N, 2N, ... to the first): a
+    simulator takes its whole seed list at start-up, so there is no shared queue to draw from, and
+    dealing spreads short and long episodes alike. Never more workers than seeds."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    n = min(workers, len(seeds))
+    return [list(range(i, len(seeds), n)) for i in range(n)]
+
+
+def worker_domains(workers: int, base: int | None = None) -> list[int]:
+    """ROS_DOMAIN_IDs base, base+1, ..., one per worker; base: this process's ROS_DOMAIN_ID (0 if unset).
+    Worker 0 shares the caller's domain, so one worker is exactly a plain eval; two evals side by side
+    need their ROS_DOMAIN_IDs at least `workers` apart."""
+    if base is None:
+        text = os.environ.get("ROS_DOMAIN_ID", "").strip() or "0"
+        if not text.isdigit():
+            raise ValueError(f"ROS_DOMAIN_ID='{text}' is not a domain id (0-{HIGHEST_DOMAIN_ID})")
+        base = int(text)
+    last = base + workers - 1
+    if last > HIGHEST_DOMAIN_ID:
+        raise ValueError(f"{workers} workers need ROS_DOMAIN_ID {base} to {last}, above {HIGHEST_DOMAIN_ID} "
+                         f"(higher ids collide with the ephemeral ports): set ROS_DOMAIN_ID to at most "
+                         f"{HIGHEST_DOMAIN_ID - workers + 1}, or use fewer workers")
+    return list(range(base, last + 1))
+
+
+def auto_workers(n_seeds: int, cpus: int | None = None) -> int:
+    """`--workers auto`: one simulator/policy pair per two cores (a pair at full speed keeps about 1.5
+    busy), at least 1 and never more than the seeds."""
+    cpus = cpus or len(os.sched_getaffinity(0))
+    return max(1, min(n_seeds, cpus // 2))
+
+
+class WorkerStopped(Exception):
+    """Raised in a worker's loop when the eval is being stopped (another worker failed, or a signal)."""
+
+
+class _Worker:
+    """One simulator/policy pair in its own DDS domain, driving its seeds as a plain eval does."""
+
+    def __init__(self, index: int, domain_id: int | None, positions: list[int], seeds: list[int],
+                 log_dir: Path | None) -> None:
+        self.index, self.domain_id, self.positions = index, domain_id, positions
+        self.seeds = [seeds[p] for p in positions]
+        self.log_dir = log_dir
+        self.monitor: EpisodeMonitor | None = None
+        self.error: BaseException | None = None
+        self.failed_at = math.inf
+
+    def drive(self, profile: Profile, overrides: dict[str, dict[str, Any]], stall_timeout_s: float,
+              check: Callable[["_Worker"], None]) -> None:
+        overrides = {**overrides, "simulator": {**overrides["simulator"], "seeds": ",".join(map(str, self.seeds))}}
+        run = LockstepRun(EpisodeMonitor, self.log_dir, prefix="photon-eval-", domain_id=self.domain_id)
+        processes = ProfileProcesses(profile, overrides, log_dir=run.log_dir, domain_id=self.domain_id)
+        with run:
+            monitor: EpisodeMonitor = run.monitor
+            self.monitor = monitor
+            run.start(processes)
+            stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
+
+            def checks() -> None:
+                stalled()
+                check(self)
+            run.spin_until(lambda: len(monitor.finished) >= len(self.seeds), 7 * 24 * 3600.0, "the episodes", checks)
+            # The simulator publishes each episode's timing as it ends; the last may trail its status.
+            run.spin_until(lambda: len(monitor.timings) >= len(self.seeds), 10.0, "the episodes' timing",
+                           detail=lambda: f" (have {sorted(monitor.timings)})")
+
+    def run_in_thread(self, *args: Any) -> None:
+        try:
+            self.drive(*args)
+        except BaseException as exc:  # reported by the parent thread, which stops the other workers
+            self.error, self.failed_at = exc, time.monotonic()
+
+    def report(self) -> WorkerRun:
+        m = self.monitor
+        span = max((m.last_done_at or 0.0) - (m.first_status_at or 0.0), 1e-9)
+        steps = sum(e.steps for e in m.finished.values())
+        return WorkerRun(self.index, self.domain_id, self.seeds, steps, round(span, 3), steps / span)
+
+    def describe(self) -> str:
+        return f"worker {self.index} (ROS_DOMAIN_ID {self.domain_id}, seeds {','.join(map(str, self.seeds))})"
+
+
 def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
              overrides: dict[str, dict[str, Any]] | None = None, log_dir: Path | None = None,
              stall_timeout_s: float = 60.0, progress: bool = True, checkpoint: str | Path | None = None,
-             realtime: bool = False) -> EvalReport:
+             realtime: bool = False, workers: int = 1) -> EvalReport:
     """Run `seeds` through the driver's profile and collect the scores: in lockstep, or with
     `realtime` at the simulator's wall-clock rate (its first frame waits for the driver's first
-    command). `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy)."""
+    command). `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy).
+    `workers` > 1: that many simulator/driver pairs side by side, each in its own DDS domain
+    (worker_domains), the seeds dealt between them (split_seeds); the report lists the episodes in
+    the order of `seeds`. A policy carries its context from one episode into the next in a pair, so
+    only a seed a pair drives first scores as in a one-worker run (docs/EVAL_SPEED.md)."""
     if driver not in DRIVER_PROFILES:
         raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
     profile = load_profile(DRIVER_PROFILES[driver])
@@ -173,35 +287,72 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
             raise ValueError(f"a checkpoint is for the policy driver; the {driver} driver has none")
         node_overrides.setdefault("policy", {})["checkpoint"] = str(checkpoint)
     node_overrides.setdefault("simulator", {}).update(
-        mode="realtime" if realtime else "lockstep", wait_for_driver=realtime, seeds=",".join(map(str, seeds)),
-        repeat=False, max_steps=max_steps)
-    run = LockstepRun(EpisodeMonitor, log_dir, prefix="photon-eval-")
-    processes = ProfileProcesses(profile, node_overrides, log_dir=run.log_dir)
+        mode="realtime" if realtime else "lockstep", wait_for_driver=realtime, repeat=False, max_steps=max_steps)
+    plan = split_seeds(seeds, workers)
+    if len(plan) == 1:  # a plain eval: the caller's domain and log directory, in this thread
+        pairs = [_Worker(0, None, plan[0], seeds, log_dir)]
+    else:
+        root = log_dir or Path(tempfile.mkdtemp(prefix="photon-eval-"))
+        pairs = [_Worker(i, domain, positions, seeds, root / f"worker-{i}")
+                 for i, (domain, positions) in enumerate(zip(worker_domains(len(plan)), plan))]
     bar = _progress_bar(len(seeds) * max_steps, driver) if progress else None
-    try:
-        with run:
-            monitor: EpisodeMonitor = run.monitor
-            run.start(processes)
-            stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
 
-            def check() -> None:
-                stalled()
-                if bar is not None:
-                    bar.update(monitor.steps_done(max_steps) - bar.n)
-            run.spin_until(lambda: len(monitor.finished) >= len(seeds), 7 * 24 * 3600.0, "the episodes", check)
-            # The simulator publishes each episode's timing as it ends; the last may trail its status.
-            run.spin_until(lambda: len(monitor.timings) >= len(seeds), 10.0, "the episodes' timing",
-                           detail=lambda: f" (have {sorted(monitor.timings)})")
+    def show_progress() -> None:
+        if bar is not None:
+            monitors = [w.monitor for w in pairs if w.monitor is not None]
+            bar.update(sum(m.steps_done(max_steps) for m in monitors) - bar.n)
+            bar.set_postfix_str(f"{sum(len(m.finished) for m in monitors)}/{len(seeds)} episodes", refresh=False)
+    try:
+        if len(pairs) == 1:
+            pairs[0].drive(profile, node_overrides, stall_timeout_s, lambda _: show_progress())
+        else:
+            _drive_side_by_side(pairs, (profile, node_overrides, stall_timeout_s), show_progress)
     finally:
         if bar is not None:
             bar.close()
 
-    episodes = monitor.scores()
-    total_steps = sum(e.steps for e in episodes)
-    span = max((monitor.last_done_at or 0.0) - (monitor.first_status_at or 0.0), 1e-9)
+    by_position = {p: e for w in pairs for p, e in zip(w.positions, w.monitor.scores())}
+    episodes = [by_position[p] for p in range(len(seeds))]
+    runs = [w.report() for w in pairs]
+    span = max(max(w.monitor.last_done_at or 0.0 for w in pairs) - min(w.monitor.first_status_at or 0.0 for w in pairs),
+               1e-9)
     return EvalReport(driver=driver, profile=profile.name, episodes=episodes,
-                      wall_time_s=span, steps_per_second=total_steps / span,
-                      mode="realtime" if realtime else "lockstep")
+                      wall_time_s=span, steps_per_second=sum(e.steps for e in episodes) / span,
+                      mode="realtime" if realtime else "lockstep", worker_runs=runs)
+
+
+def _drive_side_by_side(pairs: list[_Worker], drive_args: tuple, show_progress: Callable[[], None]) -> None:
+    """Each pair's loop in a thread of its own (its rclpy context, executor and node processes);
+    this thread watches them. The first failure, or a signal here (KeyboardInterrupt, also SIGTERM
+    through photon's CLI), stops every pair: each leaves its loop and stops its nodes, and a failure
+    is raised with the failed pair's seeds and node log."""
+    stopping = threading.Event()
+
+    def check(_: _Worker) -> None:
+        if stopping.is_set():
+            raise WorkerStopped
+    threads = [threading.Thread(target=w.run_in_thread, args=(*drive_args, check), name=f"photon-eval-worker-{w.index}")
+               for w in pairs]
+
+    def first_failure() -> _Worker | None:
+        failures = [w for w in pairs if w.error is not None and not isinstance(w.error, WorkerStopped)]
+        return min(failures, key=lambda w: w.failed_at) if failures else None
+    try:
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads) and first_failure() is None:
+            time.sleep(0.2)
+            show_progress()
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join()
+    failed = first_failure()
+    if failed is not None:
+        if isinstance(failed.error, RunError):
+            raise RunError(f"{failed.describe()} failed; the other workers were stopped: {failed.error}") \
+                from failed.error
+        raise failed.error
 
 
 def _progress_bar(total_steps: int, driver: str):

@@ -32,13 +32,17 @@ class NodeProcess:
 
 
 PR_SET_PDEATHSIG = 1
+# Resolved here, not in the forked child: a dlopen/dlsym there could wait forever on a loader lock
+# that another thread of this process (photon eval --workers, Fast DDS) held at the fork.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def die_with_parent(parent_pid: int) -> None:
     """In a child before exec: SIGTERM this process when the parent dies (prctl PR_SET_PDEATHSIG),
-    and exit at once if the parent is already gone (it may have died before the prctl)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    and exit at once if the parent is already gone (it may have died before the prctl).
+    Linux counts the thread that started the child as its parent: start nodes from a thread that
+    outlives them (photon eval's worker threads stop their nodes before they end)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:
         os._exit(1)
 
@@ -53,7 +57,9 @@ class ProfileProcesses:
     """Start, watch and stop the nodes of one profile."""
 
     def __init__(self, profile: Profile, overrides: dict[str, dict[str, Any]] | None = None,
-                 log_dir: Path | None = None, with_nodes: list[str] | tuple[str, ...] = ()) -> None:
+                 log_dir: Path | None = None, with_nodes: list[str] | tuple[str, ...] = (),
+                 domain_id: int | None = None) -> None:
+        """`domain_id`: the nodes' ROS_DOMAIN_ID (default: this process's)."""
         overrides = overrides or {}
         selected = profile.selected(with_nodes)
         unknown = set(overrides) - {n.name for n in selected}
@@ -63,9 +69,11 @@ class ProfileProcesses:
         self.nodes = [NodeProcess(spec.name, node_command(spec, overrides.get(spec.name)))
                       for spec in selected]
         self.log_dir = log_dir
+        self.domain_id = domain_id
         self._logs: list[IO[bytes]] = []
 
     def start(self) -> None:
+        env = {**os.environ, **({} if self.domain_id is None else {"ROS_DOMAIN_ID": str(self.domain_id)})}
         for node in self.nodes:
             out: Any = None
             if self.log_dir is not None:
@@ -73,7 +81,7 @@ class ProfileProcesses:
                 out = open(self.log_dir / f"{node.name}.log", "wb")
                 self._logs.append(out)
             node.process = start_node(node.argv, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                      env=os.environ.copy())
+                                      env=env)
 
     def exited(self) -> list[NodeProcess]:
         return [n for n in self.nodes if n.returncode is not None]

@@ -31,9 +31,11 @@ class LockstepRun:
     `run.spin_until(...)`; leaving the block stops every node (SIGINT, then escalation) and the graph."""
 
     def __init__(self, monitor_factory: Callable[[rclpy.Context], Node], log_dir: Path | None = None,
-                 prefix: str = "photon-run-") -> None:
+                 prefix: str = "photon-run-", domain_id: int | None = None) -> None:
+        """`domain_id`: the monitor's ROS_DOMAIN_ID (default: this process's), that of the nodes it watches."""
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=prefix))
         self._monitor_factory = monitor_factory
+        self._domain_id = domain_id
         self.processes: list[ProfileProcesses] = []
         self.monitor: Node | None = None
         # A self-contained run: keep discovery on this machine unless the caller chose otherwise.
@@ -41,7 +43,7 @@ class LockstepRun:
 
     def __enter__(self) -> "LockstepRun":
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        rclpy.init(context=self.context, domain_id=self._domain_id, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
         try:
             self.monitor = self._monitor_factory(self.context)
             self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
