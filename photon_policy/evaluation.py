@@ -140,7 +140,8 @@ class EpisodeMonitor(Node):
 
     def _on_status(self, msg: EpisodeStatus) -> None:
         now = time.monotonic()
-        self.first_status_at = self.first_status_at or now
+        if msg.step > 0:  # the first frame driven: the driver's start-up is not driving time
+            self.first_status_at = self.first_status_at or now
         self.last_status_at = now
         self.current_episode, self.current_step = int(msg.episode), int(msg.step)
         if msg.done and msg.reason != "shutdown" and msg.episode not in self.finished:
@@ -240,6 +241,12 @@ class _Worker:
         with run:
             monitor: EpisodeMonitor = run.monitor
             self.monitor = monitor
+            # A volatile writer never sends what it published before it matched a reader, and a
+            # short episode can end before the monitor matches: the driver starts once the monitor
+            # hears the simulator, which repeats its first frame until it is driven.
+            run.start(processes, names=["simulator"])
+            run.spin_until(lambda: monitor.last_status_at is not None, stall_timeout_s,
+                           "the simulator's first episode status")
             run.start(processes)
             stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Collection
 
 from photon_policy.profiles import Profile, node_command
 
@@ -72,9 +72,12 @@ class ProfileProcesses:
         self.domain_id = domain_id
         self._logs: list[IO[bytes]] = []
 
-    def start(self) -> None:
+    def start(self, names: Collection[str] | None = None) -> None:
+        """Start the nodes named in `names` (default: all) that are not running yet."""
         env = {**os.environ, **({} if self.domain_id is None else {"ROS_DOMAIN_ID": str(self.domain_id)})}
         for node in self.nodes:
+            if node.process is not None or (names is not None and node.name not in names):
+                continue
             out: Any = None
             if self.log_dir is not None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)

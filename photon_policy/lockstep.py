@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import rclpy
 import rclpy.executors
@@ -53,10 +53,12 @@ class LockstepRun:
             raise
         return self
 
-    def start(self, *processes: ProfileProcesses) -> None:
+    def start(self, *processes: ProfileProcesses, names: Collection[str] | None = None) -> None:
+        """Start the groups' nodes (only those in `names`, if given); leaving the run stops them."""
         for group in processes:
-            self.processes.append(group)
-            group.start()
+            if group not in self.processes:
+                self.processes.append(group)
+            group.start(names)
 
     def check_nodes(self) -> None:
         """RunError for the first node that exited with a non-zero code."""
