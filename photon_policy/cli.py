@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=workers_arg, default=1, metavar="N|auto",
                     help="simulator/driver pairs side by side, the seeds dealt between them (default 1); worker i "
                          "uses ROS_DOMAIN_ID = yours + i (worker 0 yours; all must be <= 101), so two evals on "
-                         "one machine need ROS_DOMAIN_IDs N apart; auto: one per two cores, at most one per seed")
+                         "one machine need ROS_DOMAIN_IDs N apart; auto: one per core, at most one per seed")
     ev.add_argument("--json", type=Path, help="write the report here (and a plot beside it)")
     ev.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE")
     ev.add_argument("--log-dir", type=Path, help="node logs (default: a temporary directory)")

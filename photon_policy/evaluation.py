@@ -122,8 +122,8 @@ def plot_scores(report: EvalReport, path: Path) -> None:
 class EpisodeMonitor(Node):
     """Collects finished episodes from sim/episode, and their timing from sim/episode_timing."""
 
-    def __init__(self, context: rclpy.Context | None = None) -> None:
-        super().__init__("photon_eval_monitor", context=context)
+    def __init__(self, context: rclpy.Context | None = None, name: str = "photon_eval_monitor") -> None:
+        super().__init__(name, context=context)
         self.finished: dict[int, EpisodeScore] = {}
         self.first_status_at: float | None = None
         self.last_status_at: float | None = None
@@ -211,10 +211,11 @@ def worker_domains(workers: int, base: int | None = None) -> list[int]:
 
 
 def auto_workers(n_seeds: int, cpus: int | None = None) -> int:
-    """`--workers auto`: one simulator/policy pair per two cores (a pair at full speed keeps about 1.5
-    busy), at least 1 and never more than the seeds."""
+    """`--workers auto`: one simulator/policy pair per core this process may use, never more than the
+    seeds. A lockstep pair keeps about one core busy (~25 ms of CPU per step at ~38 steps/s): on 2
+    cores 2 pairs drove 1.83x as fast as one, 4 pairs only 1.57x (docs/EVAL_SPEED.md)."""
     cpus = cpus or len(os.sched_getaffinity(0))
-    return max(1, min(n_seeds, cpus // 2))
+    return max(1, min(n_seeds, cpus))
 
 
 class WorkerStopped(Exception):
@@ -236,7 +237,10 @@ class _Worker:
     def drive(self, profile: Profile, overrides: dict[str, dict[str, Any]], stall_timeout_s: float,
               check: Callable[["_Worker"], None]) -> None:
         overrides = {**overrides, "simulator": {**overrides["simulator"], "seeds": ",".join(map(str, self.seeds))}}
-        run = LockstepRun(EpisodeMonitor, self.log_dir, prefix="photon-eval-", domain_id=self.domain_id)
+        # One name per pair: rclpy logs through one /rosout publisher per node name in a process.
+        name = "photon_eval_monitor" + (f"_{self.index}" if self.index else "")
+        run = LockstepRun(lambda context: EpisodeMonitor(context, name), self.log_dir, prefix="photon-eval-",
+                          domain_id=self.domain_id)
         processes = ProfileProcesses(profile, overrides, log_dir=run.log_dir, domain_id=self.domain_id)
         with run:
             monitor: EpisodeMonitor = run.monitor
@@ -246,7 +250,7 @@ class _Worker:
             # hears the simulator, which repeats its first frame until it is driven.
             run.start(processes, names=["simulator"])
             run.spin_until(lambda: monitor.last_status_at is not None, stall_timeout_s,
-                           "the simulator's first episode status")
+                           "the simulator's first episode status", lambda: check(self))
             run.start(processes)
             stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)
 
@@ -256,7 +260,7 @@ class _Worker:
             run.spin_until(lambda: len(monitor.finished) >= len(self.seeds), 7 * 24 * 3600.0, "the episodes", checks)
             # The simulator publishes each episode's timing as it ends; the last may trail its status.
             run.spin_until(lambda: len(monitor.timings) >= len(self.seeds), 10.0, "the episodes' timing",
-                           detail=lambda: f" (have {sorted(monitor.timings)})")
+                           lambda: check(self), detail=lambda: f" (have {sorted(monitor.timings)})")
 
     def run_in_thread(self, *args: Any) -> None:
         try:

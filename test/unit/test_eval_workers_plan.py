@@ -29,8 +29,8 @@ def test_worker_domains_follow_the_callers_and_stay_at_most_101(monkeypatch):
         worker_domains(2)
 
 
-def test_auto_is_one_pair_per_two_cores_within_the_seeds():
-    assert auto_workers(100, cpus=2) == 1 and auto_workers(100, cpus=16) == 8
+def test_auto_is_one_pair_per_core_within_the_seeds():
+    assert auto_workers(100, cpus=2) == 2 and auto_workers(100, cpus=16) == 16
     assert auto_workers(3, cpus=16) == 3 and auto_workers(100, cpus=1) == 1
 
 
