@@ -82,7 +82,7 @@ class EvalReport:
                 f"({self.mode})")
         if len(self.worker_runs) > 1:
             text += (f", {len(self.worker_runs)} workers side by side (wall "
-                     f"{', '.join(f'{w.wall_time_s:.0f}' for w in self.worker_runs)} s)")
+                     f"{', '.join(f'{w.wall_time_s:.1f}' for w in self.worker_runs)} s)")
         if self.mode == "realtime":
             t = self.timing()
             text += (f"; of {t['steps']} steps {t['late_steps']} late, {t['stale_steps']} stale (braking), "

@@ -14,7 +14,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from photon_policy.cli import main as photon
 from conftest import wait_until
-from test_faults import descendants, nodes_of, start_photon, wait_gone
+from test_faults import alive, descendants, nodes_of, start_photon, wait_gone
 
 SEEDS = "0,1"
 STEPS = 40
@@ -86,3 +86,4 @@ def test_a_failed_worker_fails_the_eval_with_its_log(tmp_path, capsys):
     assert code == 1, err
     assert "worker" in err and "ROS_DOMAIN_ID" in err and "node 'expert' exited with code" in err, err
     assert "track_width=-1" in err, err  # the node's own words, from its log's tail
+    assert not [pid for pid in descendants(os.getpid()) if alive(pid)], "a pair's nodes outlived the failed eval"
