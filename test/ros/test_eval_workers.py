@@ -88,6 +88,12 @@ def test_a_failed_worker_fails_the_eval_with_its_log(tmp_path, capsys):
     assert "worker" in err and "ROS_DOMAIN_ID" in err and "node 'expert' exited with code" in err, err
     assert "track_width=-1" in err, err  # the node's own words, from its log's tail
     def left() -> dict[int, bytes]:
-        return {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:200] for pid in descendants(os.getpid()) if alive(pid)}
+        found = {}
+        for pid in descendants(os.getpid()):
+            try:
+                found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()[:200]
+            except OSError:  # gone meanwhile
+                continue
+        return {pid: cmd for pid, cmd in found.items() if alive(pid)}
     # A node not stopped would live on (until this process ends); one stopping is gone in moments.
     wait_until(lambda: not left(), 10, lambda: f"the failed eval's processes to be gone: {left()}")
