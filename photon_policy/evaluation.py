@@ -288,7 +288,8 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
     `workers` > 1: that many simulator/driver pairs side by side, each in its own DDS domain
     (worker_domains), the seeds dealt between them (split_seeds); the report lists the episodes in
     the order of `seeds`. A policy carries its context from one episode into the next in a pair, so
-    only a seed a pair drives first scores as in a one-worker run (docs/EVAL_SPEED.md)."""
+    its score on a seed can differ from a one-worker run's where the seed before it differs
+    (docs/EVAL_SPEED.md)."""
     if driver not in DRIVER_PROFILES:
         raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
     profile = load_profile(DRIVER_PROFILES[driver])
