@@ -287,9 +287,9 @@ def evaluate(driver: str, seeds: list[int], max_steps: int = 1000,
     command). `checkpoint`: the policy driver's checkpoint (default: the node's, the shipped policy).
     `workers` > 1: that many simulator/driver pairs side by side, each in its own DDS domain
     (worker_domains), the seeds dealt between them (split_seeds); the report lists the episodes in
-    the order of `seeds`. A policy carries its context from one episode into the next in a pair, so
-    its score on a seed can differ from a one-worker run's where the seed before it differs
-    (docs/EVAL_SPEED.md)."""
+    the order of `seeds`. Each episode starts 1 s of sim time after the one before it
+    (photon_policy.sim.session.EPISODE_GAP_TICKS), so no driver carries one episode's context into the
+    next, and a seed scores the same whichever pair drives it, after whichever seed."""
     if driver not in DRIVER_PROFILES:
         raise ValueError(f"unknown driver '{driver}'; choose from {sorted(DRIVER_PROFILES)}")
     profile = load_profile(DRIVER_PROFILES[driver])

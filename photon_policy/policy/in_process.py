@@ -4,8 +4,8 @@
 It runs what the lockstep loop runs, in the same order: the simulator's session (SimulationSession,
 the drive-by-wire from config/simulator.yaml), the policy node's per-frame code (FrameCommander
 over the backend, runtime and safety layer from config/policy.yaml, warmed up as the node does),
-the same stamps (the simulator's tick x DT, through the header stamp's sec/nanosec), one runtime
-across the seeds (the node keeps its context from one episode into the next) and the final frame
+the same stamps (the simulator's tick x DT, through the header stamp's sec/nanosec, with its
+1 s gap between episodes), one runtime across the seeds (as the node keeps one) and the final frame
 of an episode computed too (the node answers it; the simulator ignores the answer). So the scores
 equal those through ROS, seed for seed.
 """

@@ -14,6 +14,11 @@ from photon_policy.sim.carracing import DT, CarRacingVehicle, StepResult, Vehicl
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig, sanitize_command
 from photon_policy.sim.timing import EpisodeTiming
 
+EPISODE_GAP_TICKS = 50
+"""Sim time between one episode's last frame and the next one's first: 1 s, longer than any
+driver's memory of stamps (the policy's 0.2 s context, its hold of a command for watchdog_s), so
+each episode starts as the first one did, whatever ran before it. The clock runs on, never back."""
+
 
 @dataclass(frozen=True)
 class CommandInForce:
@@ -64,7 +69,7 @@ class SimulationSession:
         self.last_result = None
         self.command = None
         self.timing = EpisodeTiming()
-        self.tick += 1
+        self.tick += 1 if nxt == 0 else EPISODE_GAP_TICKS
         return True
 
     def accept_command(self, steering_angle: float, speed: float, now: float,

@@ -4,7 +4,8 @@ import math
 import pytest
 
 from photon_policy.sim.drive_by_wire import DriveByWireConfig
-from photon_policy.sim.session import SimulationSession
+from photon_policy.sim.carracing import DT
+from photon_policy.sim.session import EPISODE_GAP_TICKS, SimulationSession
 
 
 def _session(**kw):
@@ -54,3 +55,13 @@ def test_truncates_at_max_steps():
     for _ in range(5):
         r = s.step(now=0.0, command_timeout=None)
     assert r.truncated and r.reason == "time_limit" and s.episode_done
+
+
+def test_each_episode_starts_a_second_of_sim_time_after_the_last():
+    s = _session(seeds=[3, 4])
+    s.start_next_episode()
+    first = s.tick
+    s.step(0.0, None)
+    end = s.tick
+    s.start_next_episode()
+    assert first == 1 and s.tick - end == EPISODE_GAP_TICKS and EPISODE_GAP_TICKS * DT >= 1.0
