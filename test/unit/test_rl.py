@@ -19,6 +19,7 @@ from photon_policy.policy.runtime import runtime_for
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
 from photon_policy.learning.loop import run_processes
 from photon_policy.rl.env import DriveByWireCarRacing, make_envs
+from photon_policy.rl.plot import eval_curve, main as plot_main
 from photon_policy.rl.ppo import RLConfig, fine_tune
 from photon_policy.sim.carracing import DT
 from test_learning import _free_port
@@ -46,6 +47,9 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     assert photon([*args, "--steps", "96"]) == 0  # resumes from last.pt: one more update
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96]
     assert "RL policy checkpoint" in capsys.readouterr().out
+    assert eval_curve(run)[0] == [32, 64, 96]
+    assert plot_main([str(run), "--reference", "0", "--out", str(tmp_path / "arms.png")]) == 0
+    assert (tmp_path / "arms.png").stat().st_size > 0
 
 
 def test_env_sanitises_commands():
