@@ -81,17 +81,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from photon_policy.evaluation import auto_workers, evaluate
 
     seeds = parse_seeds(args.seeds or "0-9")
+    overrides = parse_overrides(args.set)
     checkpoint = None
     if args.driver == "policy":
         from photon_policy.policy.cli import checked_checkpoint
-        checkpoint = checked_checkpoint(args.ckpt)  # refused here, before any node starts
+        # `--set policy.checkpoint=X` names the checkpoint as --ckpt does (it used to be overridden by
+        # the shipped one, silently).
+        given = overrides.get("policy", {}).pop("checkpoint", None)
+        if given is not None and args.ckpt is not None:
+            raise ValueError("give the policy's checkpoint once: --ckpt or --set policy.checkpoint")
+        ckpt = args.ckpt if given is None else (Path(given) if given else None)
+        checkpoint = checked_checkpoint(ckpt)  # refused here, before any node starts
     elif args.ckpt is not None:
         raise ValueError("--ckpt is for --driver policy")
     workers = auto_workers(len(seeds)) if args.workers == "auto" else min(args.workers, len(seeds))
     if args.realtime and workers > 1:
         print(f"[photon] warning: --realtime with {workers} workers: the pairs share this machine's cores, so "
               "late and dropped frames measure their contention as much as the driver", file=sys.stderr)
-    report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=parse_overrides(args.set),
+    report = evaluate(args.driver, seeds, max_steps=args.max_steps, overrides=overrides,
                       log_dir=args.log_dir, progress=not args.quiet, checkpoint=checkpoint, realtime=args.realtime,
                       workers=workers)
     if args.json:

@@ -1,5 +1,6 @@
 """Issue 14, finding 4: the shipped policy with 4 KiB of random bytes written into its middle is refused
-by loading, by `photon export` and by `photon eval` before any node starts; a pickle payload is
+by loading, by `photon export` and by `photon eval` (given by --ckpt or --set policy.checkpoint) before
+any node starts; a pickle payload is
 reported as what it is, not as a truncated file."""
 import pickle
 import subprocess
@@ -37,6 +38,16 @@ def test_export_and_eval_refuse_it_before_doing_anything(corrupted, tmp_path, ca
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "corrupt" in result.stderr
     assert not (tmp_path / "logs").exists()  # refused before any node started
+
+
+def test_eval_reads_the_checkpoint_given_by_set_as_by_ckpt(corrupted, tmp_path, capsys):
+    """`--set policy.checkpoint=X` is the checkpoint eval checks and drives, not the shipped one."""
+    assert photon(["eval", "--driver", "policy", "--set", f"policy.checkpoint={corrupted}", "--seeds", "100",
+                   "--log-dir", str(tmp_path / "logs")]) == 1
+    assert "corrupt" in capsys.readouterr().err and not (tmp_path / "logs").exists()
+    assert photon(["eval", "--driver", "policy", "--ckpt", str(corrupted), "--set",
+                   f"policy.checkpoint={corrupted}", "--seeds", "100"]) == 2
+    assert "give the policy's checkpoint once" in capsys.readouterr().err
 
 
 def test_a_pickle_payload_is_named_as_such(tmp_path):
