@@ -84,14 +84,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     checkpoint = None
     if args.driver == "policy":
-        from photon_policy.policy.cli import checked_checkpoint
-        # `--set policy.checkpoint=X` names the checkpoint as --ckpt does (it used to be overridden by
-        # the shipped one, silently).
-        given = overrides.get("policy", {}).pop("checkpoint", None)
-        if given is not None and args.ckpt is not None:
-            raise ValueError("give the policy's checkpoint once: --ckpt or --set policy.checkpoint")
-        ckpt = args.ckpt if given is None else (Path(given) if given else None)
-        checkpoint = checked_checkpoint(ckpt)  # refused here, before any node starts
+        from photon_policy.policy.cli import driving_checkpoint
+        checkpoint = driving_checkpoint(args.ckpt, overrides)  # refused here, before any node starts
     elif args.ckpt is not None:
         raise ValueError("--ckpt is for --driver policy")
     workers = auto_workers(len(seeds)) if args.workers == "auto" else min(args.workers, len(seeds))

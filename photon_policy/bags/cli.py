@@ -49,14 +49,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.noise) and args.noise >= 0.0):  # argparse's float() takes 'inf' and 'nan'
         raise ValueError(f"--noise {args.noise}: must be a finite number >= 0")
     checkpoint = None
+    overrides = parse_overrides(args.set)
     if args.driver == "policy":
-        from photon_policy.policy.cli import checked_checkpoint
-        checkpoint = str(checked_checkpoint(args.ckpt))  # refused here, before any bag folder exists
+        from photon_policy.policy.cli import driving_checkpoint
+        checkpoint = str(driving_checkpoint(args.ckpt, overrides))  # refused here, before any bag folder exists
     elif args.ckpt is not None:
         raise ValueError("--ckpt is for --driver policy")
     paths = collect(args.out, seeds, args.noise, max_steps=args.max_steps, progress=not args.quiet,
                     prefix="dagger_" if args.driver == "policy" else "ep_", driver=args.driver,
-                    checkpoint=checkpoint, overrides=parse_overrides(args.set))
+                    checkpoint=checkpoint, overrides=overrides)
     print(f"[photon] {len(paths)} bag(s) in {args.out}")
     return 0
 

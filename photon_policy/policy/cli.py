@@ -30,6 +30,16 @@ def checked_checkpoint(ckpt: Path | None) -> Path:
     return path
 
 
+def driving_checkpoint(ckpt: Path | None, overrides: dict[str, dict]) -> Path:
+    """The checkpoint a command that drives with the policy uses (photon eval, photon collect): --ckpt,
+    or `--set policy.checkpoint=X` (taken out of `overrides`, so nothing replaces it later), else the
+    shipped one; checked before any node starts. Both at once: ValueError."""
+    given = overrides.get("policy", {}).pop("checkpoint", None)
+    if given is not None and ckpt is not None:
+        raise ValueError("give the policy's checkpoint once: --ckpt or --set policy.checkpoint")
+    return checked_checkpoint(ckpt if given is None else (Path(given) if given else None))
+
+
 def train_config_from_args(args: argparse.Namespace):
     from photon_policy.policy.train import PolicyTrainConfig
     from world_model_node.cli import resolve_checkpoint as resolve_world_model

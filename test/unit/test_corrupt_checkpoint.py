@@ -40,14 +40,17 @@ def test_export_and_eval_refuse_it_before_doing_anything(corrupted, tmp_path, ca
     assert not (tmp_path / "logs").exists()  # refused before any node started
 
 
-def test_eval_reads_the_checkpoint_given_by_set_as_by_ckpt(corrupted, tmp_path, capsys):
-    """`--set policy.checkpoint=X` is the checkpoint eval checks and drives, not the shipped one."""
+def test_eval_and_collect_read_the_checkpoint_given_by_set_as_by_ckpt(corrupted, tmp_path, capsys):
+    """`--set policy.checkpoint=X` is the checkpoint eval and collect check and drive, not the shipped one."""
     assert photon(["eval", "--driver", "policy", "--set", f"policy.checkpoint={corrupted}", "--seeds", "100",
                    "--log-dir", str(tmp_path / "logs")]) == 1
     assert "corrupt" in capsys.readouterr().err and not (tmp_path / "logs").exists()
     assert photon(["eval", "--driver", "policy", "--ckpt", str(corrupted), "--set",
                    f"policy.checkpoint={corrupted}", "--seeds", "100"]) == 2
     assert "give the policy's checkpoint once" in capsys.readouterr().err
+    assert photon(["collect", "--driver", "policy", "--set", f"policy.checkpoint={corrupted}", "--seeds", "100",
+                   "--out", str(tmp_path / "bags")]) == 1
+    assert "corrupt" in capsys.readouterr().err and not (tmp_path / "bags").exists()
 
 
 def test_a_pickle_payload_is_named_as_such(tmp_path):
