@@ -86,16 +86,13 @@ def test_zero_size_frames_are_counted_drops_in_both_model_nodes(tiny, nodes, pro
         probe.spin(0.05)
     drive.clear()
     predictions.clear()
-    sent = good_frames(30)
-    try:
-        probe.wait_for(lambda: {round(seconds_from_stamp(m.header.stamp), 6) for m in drive} >= set(sent[-5:]), 20,
-                       "the policy answering good frames after the empty ones")
-    except AssertionError:
-        probe.spin(1.5)
-        print("WM", world.poll(), nodes.log("world_model")[-3000:])
-        print(values_of(diags, ": policy"), nodes.log("policy")[-1000:], sorted({round(seconds_from_stamp(m.header.stamp), 6) for m in drive})[-8:],
-              sent[-5:])
-        raise
+    # Best-effort frames can be dropped by a busy node: keep sending good frames until one sent
+    # after the empty ones is answered (not until each of a fixed few is).
+    sent: list[float] = []
+    probe.wait_for(lambda: sent.extend(good_frames(5)) or
+                   {round(seconds_from_stamp(m.header.stamp), 6) for m in drive} & set(sent), 30,
+                   lambda: f"the policy answering good frames after the empty ones (policy diagnostics "
+                           f"{values_of(diags, ': policy')}, log {nodes.log('policy')[-500:]})")
     probe.wait_for(lambda: predictions, 20, "the world model predicting after the empty ones")
     probe.wait_for(lambda: values_of(diags, ": policy").get("dropped_malformed_image") == "3", 10,
                    "3 malformed frames counted by the policy node")
