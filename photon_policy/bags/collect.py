@@ -121,6 +121,9 @@ class Wiring:
     label_topic: str = "/teleop"
     gate_drive: bool = False
     """The simulator reads DRIVE_GATE, which collect feeds from /drive once the episode may start."""
+    ready: tuple[tuple[str, str], ...] = ()
+    """More to wait for before the gates open, besides the recorder: (diagnostic status name, key)
+    pairs whose value must be >= 1, e.g. a node's matched publishers on a topic."""
 
 
 def collection_wiring(driver: str = "expert", noise_std: float = 0.0, checkpoint: str | None = None) -> Wiring:
@@ -164,7 +167,7 @@ class _Monitor(Node):
         self.step = 0
         self.last_status_at: float | None = None
         self.track: PathMsg | None = None
-        self.recorder: dict[str, str] = {}
+        self.statuses: dict[str, dict[str, str]] = {}
         reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(EpisodeStatus, "/sim/episode", self._on_status, reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
@@ -198,15 +201,17 @@ class _Monitor(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name == "recorder: bag":
-                self.recorder = {kv.key: kv.value for kv in status.values}
+            self.statuses[status.name] = {kv.key: kv.value for kv in status.values}
 
     def _on_track(self, msg: PathMsg) -> None:
         self.track = msg
 
-    def unmatched(self, topics: list[str]) -> list[str]:
-        """Topics on which the recorder does not hear a publisher yet (all of them before its first report)."""
-        return [t for t in topics if int(self.recorder.get(f"{t} publishers", "0")) < 1]
+    def unmatched(self, topics: list[str], ready: tuple[tuple[str, str], ...] = ()) -> list[str]:
+        """Topics on which the recorder does not hear a publisher yet (all of them before its first report),
+        and the `ready` (status, key) pairs not yet >= 1, as "status: key"."""
+        recorder = self.statuses.get("recorder: bag", {})
+        return [t for t in topics if int(recorder.get(f"{t} publishers", "0")) < 1] + \
+            [f"{name}: {key}" for name, key in ready if int(self.statuses.get(name, {}).get(key, "0")) < 1]
 
 
 def check_bag(path: Path, final: EpisodeStatus | None = None, command_topic: str = "/teleop",
@@ -246,7 +251,8 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
     without one, and when the policy drives, the simulator reads its commands from
     DRIVE_GATE, which we feed from /drive: the lockstep simulator holds its first frame
     (re-sending it) until we open the gates, once the recorder reports a matched publisher
-    on every topic of the loop. Holding frame 0 changes nothing in a lockstep episode.
+    on every topic of the loop (and the wiring's `ready` diagnostics are >= 1). Holding frame 0
+    changes nothing in a lockstep episode.
     """
     check_output_dir(path)
     wiring = wiring or collection_wiring("expert", noise_std)
@@ -266,9 +272,9 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
         run.start(recorder, sim)
         for node in sim.nodes:
             _lower_priority(node.process.pid, PRODUCER_NICENESS)
-        run.spin_until(lambda: monitor.track is not None and not monitor.unmatched(loop_topics),
-                       ready_timeout_s, "the recorder to hear every publisher",
-                       detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics)) or 'none'}, "
+        run.spin_until(lambda: monitor.track is not None and not monitor.unmatched(loop_topics, wiring.ready),
+                       ready_timeout_s, "the recorder (and the wiring's nodes) to hear every publisher",
+                       detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics, wiring.ready)) or 'none'}, "
                                       f"track {'received' if monitor.track else 'missing'}")
         monitor.open_gates()
         stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)

@@ -43,6 +43,8 @@ from photon_policy.shadow.clips import DRIVES, INDEX
 PROFILE = "sim-shadow"
 GATE_TOPIC = "/shadow_fleet/drive"
 GATE_TIMEOUT_S = 2.0
+SHADOW_STATUS = "shadow: shadow"
+"""The shadow node's /diagnostics status (node name: what)."""
 ATTEMPTS = 2
 DRIVERS: dict[str, dict[str, Any]] = {
     # name: expert parameters (steering_noise_std is collect_episode's noise argument)
@@ -72,8 +74,10 @@ def fleet_wiring(run: str, clips: Path, driver: str) -> Wiring:
         replace(spec, remappings=(*remaps.get(spec.name, {}).items(), *spec.remappings)) for spec in profile.nodes))
     overrides = {"shadow": {"output_dir": str(clips), "run_name": run, "context": driver},
                  "expert": {k: v for k, v in DRIVERS[driver].items() if k != "steering_noise_std"}}
-    # The episode starts once the recorder hears /policy/drive: the policy (slowest to start) is up.
-    return Wiring(profile, "/teleop", overrides, label_topic="/policy/drive")
+    # The episode starts once the recorder hears /policy/drive (the policy, slowest to start, is up) and
+    # the shadow node hears both commands: every answer from the first frame on can be paired.
+    return Wiring(profile, "/teleop", overrides, label_topic="/policy/drive",
+                  ready=tuple((SHADOW_STATUS, f"{topic} publishers") for topic in ("/teleop", "/policy/drive")))
 
 
 class PolicyGate(Node):

@@ -11,7 +11,9 @@ episode status are also deserialized):
   sim/episode       photon_msgs/EpisodeStatus              (simulation only: seed and score in clips)
 Publishes (never a command):
   shadow/divergence photon_msgs/Divergence, one per paired policy command, in stamp order
-  /diagnostics      1 Hz: pairs, unpaired by reason, events, clips written, bytes, buffer use
+  /diagnostics      1 Hz: pairs, unpaired by reason, events, clips written, bytes, buffer use,
+                    publishers matched on the driver and policy topics (`<topic> publishers`; sent at
+                    once when they change, so a tool can wait for the shadow node to hear both)
 Writes, under `output_dir`: one rosbag2 MCAP bag per event (`pre_s` before to `post_s` after
 it, every topic above and shadow/divergence), `index.jsonl` (one line per event, appended
 and flushed when its bag is closed) and `drives.jsonl` (one line per run, at shutdown).
@@ -115,13 +117,15 @@ class ShadowNode(Node):
         self._first_pair: float | None = None
         self.started = time.time()
 
+        self.subscriptions_by_key = {}
         for key, (topic, cls, type_name, sensor, in_sequence) in INPUTS.items():
             qos = SENSOR_QOS if sensor else QoSProfile(depth=100)
             # A best-effort volatile reader matches every publisher, so its default "incompatible QoS"
             # event handler can never fire, yet the executor polls it at every wait (~2 % of a core).
             events = SubscriptionEventCallbacks(use_default_callbacks=not sensor)
-            self.create_subscription(cls, topic, lambda data, k=key, seq=in_sequence: self._on_raw(k, data, seq),
-                                     qos, raw=True, event_callbacks=events)
+            self.subscriptions_by_key[key] = self.create_subscription(
+                cls, topic, lambda data, k=key, seq=in_sequence: self._on_raw(k, data, seq), qos, raw=True,
+                event_callbacks=events)
         self.divergence_pub = self.create_publisher(Divergence, "shadow/divergence", QoSProfile(depth=100))
         for key, (topic, _, type_name, sensor, _) in INPUTS.items():
             resolved = self.resolve_topic_name(topic)
@@ -129,6 +133,7 @@ class ShadowNode(Node):
             self.qos_reliable[resolved] = not sensor
             setattr(self, f"{key}_topic", resolved)
         self.topics[self.divergence_pub.topic_name] = "photon_msgs/msg/Divergence"
+        self._matched = self.matched_publishers()
         self.diagnostics = Diagnostics(self, "shadow", self._report, hardware_id=str(self.out_dir))
         create_wall_timer(self, 0.25, self._watch)
         self.get_logger().info(f"comparing {self.policy_topic} with {self.driver_topic}; clips "
@@ -268,6 +273,15 @@ class ShadowNode(Node):
             self.camera_stops += 1
             self.get_logger().warning(f"no camera frame for {self.params.camera_timeout_s:g} s")
         self._handle(self.pairer.resolve())
+        matched = self.matched_publishers()
+        if matched != self._matched:
+            self._matched = matched
+            self.diagnostics.publish()
+
+    def matched_publishers(self) -> dict[str, int]:
+        """Publishers heard on the two command topics: before both are heard, answers go unpaired."""
+        return {f"{getattr(self, f'{key}_topic')} publishers": self.subscriptions_by_key[key].get_publisher_count()
+                for key in ("driver", "policy")}
 
     def _report(self) -> tuple[dict, list[str]]:
         pr, w = self.pairer, self.writer
@@ -283,7 +297,8 @@ class ShadowNode(Node):
                   "buffer_bytes": self.buffer.bytes, "buffer_cap_bytes": self.buffer.max_bytes,
                   "buffer_span_s": f"{self.buffer.span_s():.2f}", "camera_frames": self.camera_frames,
                   "camera_stops": self.camera_stops, "camera_out_of_order": self.camera_out_of_order,
-                  "distance_m": f"{self.distance_m:.1f}", "paired_s": f"{self.paired_s:.1f}"}
+                  "distance_m": f"{self.distance_m:.1f}", "paired_s": f"{self.paired_s:.1f}",
+                  **self.matched_publishers()}
         problems = [text for text, bad in (
             ("camera stopped", self.camera_stopped),
             (f"{w.counts['clip_errors']} clips not written ({w.last_error})", w.counts["clip_errors"]),

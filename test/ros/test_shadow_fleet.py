@@ -24,9 +24,8 @@ def test_one_episode_fleet(tmp_path, capsys):
     drive = read_episode(out / episode["bag"], drive_topic="/policy/drive")
     assert len(drive.arrays) == STEPS + 1 and drive.arrays.seed == 2000
     [shadow] = lines(out / "clips" / "drives.jsonl")
-    # Lockstep waits for the policy (the fleet's gate): every answer the shadow node saw is paired. The
-    # fleet does not wait for the shadow node's discovery, so it may miss the first few answers (77 of
-    # 81 in one CI run): a known gap, noted for the next session.
-    assert shadow["policy_commands"] == shadow["pairs"] >= 0.9 * STEPS and shadow["context"] == "pulses"
+    # Lockstep waits for the policy (the fleet's gate), and the episode starts once the shadow node hears
+    # both commands: every answer, from the first frame's on, is paired.
+    assert shadow["policy_commands"] == shadow["pairs"] >= STEPS and shadow["context"] == "pulses"
     assert shadow["seeds"] == [2000] and shadow["distance_m"] > 10.0
     assert "1 episode(s)" in capsys.readouterr().out
