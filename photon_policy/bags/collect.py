@@ -57,6 +57,8 @@ PRODUCER_NICENESS = 5
 can, and nothing in the loop waits for the recorder: when the CPU is short, the recorder must be the
 one that gets it, or the publishers' queues (best-effort frames in a 512 KiB shared-memory segment,
 odometry in a reliable keep-last-10 history) overrun before it reads them."""
+RECORDER_STATUS = "recorder: bag"
+"""The recorder's /diagnostics status, with a `<topic> publishers` key per topic."""
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -122,8 +124,8 @@ class Wiring:
     gate_drive: bool = False
     """The simulator reads DRIVE_GATE, which collect feeds from /drive once the episode may start."""
     ready: tuple[tuple[str, str], ...] = ()
-    """More to wait for before the gates open, besides the recorder: (diagnostic status name, key)
-    pairs whose value must be >= 1, e.g. a node's matched publishers on a topic."""
+    """More to wait for before the gates open, as the recorder's `<topic> publishers` are waited for:
+    (diagnostic status name, key) pairs whose value must be >= 1."""
 
 
 def collection_wiring(driver: str = "expert", noise_std: float = 0.0, checkpoint: str | None = None) -> Wiring:
@@ -206,12 +208,10 @@ class _Monitor(Node):
     def _on_track(self, msg: PathMsg) -> None:
         self.track = msg
 
-    def unmatched(self, topics: list[str], ready: tuple[tuple[str, str], ...] = ()) -> list[str]:
-        """Topics on which the recorder does not hear a publisher yet (all of them before its first report),
-        and the `ready` (status, key) pairs not yet >= 1, as "status: key"."""
-        recorder = self.statuses.get("recorder: bag", {})
-        return [t for t in topics if int(recorder.get(f"{t} publishers", "0")) < 1] + \
-            [f"{name}: {key}" for name, key in ready if int(self.statuses.get(name, {}).get(key, "0")) < 1]
+    def unmatched(self, ready: tuple[tuple[str, str], ...]) -> list[str]:
+        """The (diagnostic status, key) pairs not yet reported >= 1 (all of them before a node's first
+        report), as "status: key"."""
+        return [f"{name}: {key}" for name, key in ready if int(self.statuses.get(name, {}).get(key, "0")) < 1]
 
 
 def check_bag(path: Path, final: EpisodeStatus | None = None, command_topic: str = "/teleop",
@@ -263,6 +263,7 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
                                                       max_steps=max_steps)
     node_overrides.setdefault("expert", {}).update(steering_noise_std=float(noise_std), noise_seed=seed)
     loop_topics = list(dict.fromkeys([*LOOP_TOPICS, wiring.command_topic, wiring.label_topic]))
+    ready = tuple((RECORDER_STATUS, f"{topic} publishers") for topic in loop_topics) + wiring.ready
     run = LockstepRun(lambda context: _Monitor(context, wiring.gate_drive), log_dir, prefix="photon-collect-")
     recorder = ProfileProcesses(recorder_profile(path), log_dir=run.log_dir)
     sim = ProfileProcesses(wiring.profile, node_overrides, log_dir=run.log_dir)
@@ -272,9 +273,9 @@ def collect_episode(path: Path, seed: int, noise_std: float, max_steps: int = 10
         run.start(recorder, sim)
         for node in sim.nodes:
             _lower_priority(node.process.pid, PRODUCER_NICENESS)
-        run.spin_until(lambda: monitor.track is not None and not monitor.unmatched(loop_topics, wiring.ready),
+        run.spin_until(lambda: monitor.track is not None and not monitor.unmatched(ready),
                        ready_timeout_s, "the recorder (and the wiring's nodes) to hear every publisher",
-                       detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(loop_topics, wiring.ready)) or 'none'}, "
+                       detail=lambda: f"; unmatched: {', '.join(monitor.unmatched(ready)) or 'none'}, "
                                       f"track {'received' if monitor.track else 'missing'}")
         monitor.open_gates()
         stalled = run.stall_check(lambda: monitor.last_status_at, stall_timeout_s)

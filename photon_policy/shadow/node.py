@@ -117,13 +117,13 @@ class ShadowNode(Node):
         self._first_pair: float | None = None
         self.started = time.time()
 
-        self.subscriptions_by_key = {}
+        inputs = {}
         for key, (topic, cls, type_name, sensor, in_sequence) in INPUTS.items():
             qos = SENSOR_QOS if sensor else QoSProfile(depth=100)
             # A best-effort volatile reader matches every publisher, so its default "incompatible QoS"
             # event handler can never fire, yet the executor polls it at every wait (~2 % of a core).
             events = SubscriptionEventCallbacks(use_default_callbacks=not sensor)
-            self.subscriptions_by_key[key] = self.create_subscription(
+            inputs[key] = self.create_subscription(
                 cls, topic, lambda data, k=key, seq=in_sequence: self._on_raw(k, data, seq), qos, raw=True,
                 event_callbacks=events)
         self.divergence_pub = self.create_publisher(Divergence, "shadow/divergence", QoSProfile(depth=100))
@@ -133,6 +133,7 @@ class ShadowNode(Node):
             self.qos_reliable[resolved] = not sensor
             setattr(self, f"{key}_topic", resolved)
         self.topics[self.divergence_pub.topic_name] = "photon_msgs/msg/Divergence"
+        self.command_subscriptions = (inputs["driver"], inputs["policy"])
         self._matched = self.matched_publishers()
         self.diagnostics = Diagnostics(self, "shadow", self._report, hardware_id=str(self.out_dir))
         create_wall_timer(self, 0.25, self._watch)
@@ -280,8 +281,7 @@ class ShadowNode(Node):
 
     def matched_publishers(self) -> dict[str, int]:
         """Publishers heard on the two command topics: before both are heard, answers go unpaired."""
-        return {f"{getattr(self, f'{key}_topic')} publishers": self.subscriptions_by_key[key].get_publisher_count()
-                for key in ("driver", "policy")}
+        return {f"{sub.topic_name} publishers": sub.get_publisher_count() for sub in self.command_subscriptions}
 
     def _report(self) -> tuple[dict, list[str]]:
         pr, w = self.pairer, self.writer
