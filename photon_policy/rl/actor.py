@@ -58,9 +58,22 @@ class BatchActor:
         """One frame per env -> (commands (N, 2) raw, ready (N,) bool: a whole context, head inputs
         (N, D)). An env without context yet gets a stop (0, 0) and ready False. Each runtime prepares
         its frame's inputs and takes back its outputs; the trunk runs once over all of them."""
-        n = len(frames)
+        return self._act(range(len(frames)), frames, stamps)
+
+    def warm_up(self, i: int, warmup: dict[str, np.ndarray]) -> None:
+        """Env i's runtime (just reset) fed the frames before an episode's hand-over (DriveByWireCarRacing
+        with start points: info["warmup"]), stamped from 0, with the commands the car got for them, as
+        if it had driven them: its context is whole at the hand-over."""
+        for j, (frame, command) in enumerate(zip(warmup["frames"], warmup["commands"])):
+            self._act([i], frame[None], np.array([j * DT]))
+            self._applied(i, j * DT, command, warmup["imu"][j], warmup["speed"][j])
+
+    def _act(self, envs, frames: np.ndarray, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """act() for the runtimes of `envs` (their frames and stamps in that order)."""
+        runtimes = [self.runtimes[i] for i in envs]
+        n = len(runtimes)
         commands, ready, inputs = np.zeros((n, 2), np.float32), np.zeros(n, bool), np.zeros((n, self.head_dim), np.float32)
-        pending = [rt.prepare(frames[i], float(stamps[i])) for i, rt in enumerate(self.runtimes)]
+        pending = [rt.prepare(frames[i], float(stamps[i])) for i, rt in enumerate(runtimes)]
         live = [i for i, p in enumerate(pending) if not isinstance(p, FrameResult)]
         if not live:
             return commands, ready, inputs
@@ -70,7 +83,7 @@ class BatchActor:
             command = self.policy.command(head_input)
         each = (time.perf_counter() - started) / len(live)
         for j, i in enumerate(live):
-            result = self.runtimes[i].finish(pending[i], command[j:j + 1], latent[j:j + 1], each)
+            result = runtimes[i].finish(pending[i], command[j:j + 1], latent[j:j + 1], each)
             if result.command is not None:
                 commands[i], ready[i], inputs[i] = result.command, True, head_input[j].numpy()
         return commands, ready, inputs
@@ -78,10 +91,14 @@ class BatchActor:
     def applied(self, stamps: np.ndarray, commands: np.ndarray, imu: np.ndarray, speed: np.ndarray) -> None:
         """What each env's car got for its frame, and the IMU and speed after it (stamped with the frame:
         the next frame reads them as the newest before it, as the node does)."""
-        for i, rt in enumerate(self.runtimes):
-            rt.add_applied(float(stamps[i]), float(commands[i, 0]), float(commands[i, 1]))
-            rt.add_imu(float(stamps[i]), *map(float, imu[i]))
-            rt.add_odom(float(stamps[i]), float(speed[i, 0]))
+        for i in range(len(self.runtimes)):
+            self._applied(i, float(stamps[i]), commands[i], imu[i], speed[i])
+
+    def _applied(self, i: int, stamp: float, command: np.ndarray, imu: np.ndarray, speed: np.ndarray) -> None:
+        rt = self.runtimes[i]
+        rt.add_applied(stamp, float(command[0]), float(command[1]))
+        rt.add_imu(stamp, *map(float, imu))
+        rt.add_odom(stamp, float(speed[0]))
 
 
 def apply(actor: BatchActor, scorers: list | None, k: np.ndarray, obs: dict, commands: np.ndarray) -> np.ndarray:
@@ -96,3 +113,13 @@ def apply(actor: BatchActor, scorers: list | None, k: np.ndarray, obs: dict, com
     for i, s in enumerate(scorers or ()):
         s.observe(obs["imu"][i], float(obs["speed"][i, 0]))
     return rewards
+
+
+def hand_over(actor: BatchActor, scorers: list | None, i: int, warmup: dict[str, np.ndarray]) -> int:
+    """Env i's runtime and scorer (both just reset) warmed on the frames before its episode's hand-over
+    (info["warmup"] of DriveByWireCarRacing's start points); returns the k its drive goes on from."""
+    actor.warm_up(i, warmup)
+    for j, (frame, command) in enumerate(zip(warmup["frames"], warmup["commands"]) if scorers else ()):
+        scorers[i].score(j, frame, command)
+        scorers[i].observe(warmup["imu"][j], float(warmup["speed"][j][0]))
+    return len(warmup["frames"])

@@ -5,8 +5,17 @@ DriveByWire as the node (sanitised: non-finite or out-of-range commands never re
 CarRacing step per action. The observation is what the policy node receives: the camera frame
 and the car's IMU [ax, ay, yaw rate] and forward speed after the step; `info` carries the
 simulator's score (the judge, and the oracle arm's reward) and the frame's stamp (step x DT).
+
+Start points put RL's experience where the starting policy fails: an episode on such a track
+begins with the starting policy's own drive of it, replayed without frames (sim/replay.py: the
+physics alone, deterministic) to a hand-over frame drawn from a window before its failure, and the
+policy drives on from there under the same 1000-step limit. The last `warmup` frames before the
+hand-over come with the reset's info, so the policy's runtime and the reward's scorer start with
+a whole context, as if they had driven them.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -16,11 +25,26 @@ from photon_policy.sim.carracing import DT, FRAME_SIZE, CarRacingVehicle
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 
 
+@dataclass(frozen=True)
+class StartPoint:
+    """A track's episodes start at a frame drawn from [first, last] of the drive `commands` (T, 2):
+    [steering, speed] executed after each camera frame from the start line."""
+    commands: np.ndarray
+    first: int
+    last: int
+
+
 class DriveByWireCarRacing(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, seeds: list[int], max_steps: int = 1000, dbw_config: DriveByWireConfig | None = None) -> None:
+    def __init__(self, seeds: list[int], max_steps: int = 1000, dbw_config: DriveByWireConfig | None = None,
+                 starts: dict[int, StartPoint] | None = None, warmup: int = 0) -> None:
         self.seeds, self.max_steps = list(seeds), max_steps
+        self.starts, self.warmup = starts or {}, warmup
+        for track, start in self.starts.items():
+            if not warmup <= start.first <= start.last <= len(start.commands):
+                raise ValueError(f"track {track}: hand-over window [{start.first}, {start.last}] must lie within "
+                                 f"[{warmup} (the warm-up frames), {len(start.commands)} (the drive's frames)]")
         self.dbw = DriveByWire(dbw_config)
         c = self.dbw.config
         self.action_space = spaces.Box(np.array([-c.max_steering_angle, 0.0], np.float32),
@@ -42,8 +66,33 @@ class DriveByWireCarRacing(gym.Env):
         track = seed if seed is not None else self.seeds[self._episode % len(self.seeds)]
         self._episode += 1
         self.dbw.reset()
-        frame = self.vehicle.reset(int(track))
-        return self._obs(frame), {"seed": int(track), "stamp": 0.0, "score": 0.0}
+        obs = self._obs(self.vehicle.reset(int(track)))
+        info = {"seed": int(track), "stamp": 0.0, "score": 0.0}
+        start = self.starts.get(int(track))
+        if start is not None:
+            obs, info = self._hand_over(start, int(self.np_random.integers(start.first, start.last + 1)), obs, info)
+        return obs, info
+
+    def _hand_over(self, start: StartPoint, at: int, obs: dict, info: dict) -> tuple[dict, dict]:
+        """The start point's drive replayed to frame `at`: its observation, and the info with the
+        hand-over frame and the last `warmup` frames' observations and commands."""
+        warm = {"frames": [], "imu": [], "speed": [], "commands": []}
+        for k in range(at):
+            command = start.commands[k]
+            if k >= at - self.warmup:
+                for key, value in (("frames", obs["frame"]), ("imu", obs["imu"]), ("speed", obs["speed"]),
+                                   ("commands", command)):
+                    warm[key].append(np.asarray(value, np.float32 if key != "frames" else np.uint8))
+            self.vehicle.set_rendering(k + 1 >= at - self.warmup)
+            result = self.vehicle.step(self.dbw.command_to_action(float(command[0]), float(command[1]),
+                                                                  self.vehicle.state().speed, DT))
+            if result.terminated or result.truncated:
+                raise RuntimeError(f"track {info['seed']}: the start point's drive ended ({result.reason}) at frame "
+                                   f"{k + 1}, before its hand-over frame {at}")
+            obs = self._obs(result.frame)
+        info |= {"stamp": at * DT, "score": result.score if at else 0.0, "start_frame": at,
+                 "warmup": {key: np.stack(v) for key, v in warm.items()} if self.warmup else {}}
+        return obs, info
 
     def step(self, action):
         steering, speed = (float(v) for v in np.asarray(action, np.float64).reshape(2))
@@ -57,10 +106,12 @@ class DriveByWireCarRacing(gym.Env):
         self.vehicle.close()
 
 
-def make_envs(n: int, seeds: list[int], max_steps: int, dbw_config: DriveByWireConfig | None = None) -> gym.vector.VectorEnv:
-    """n envs in this process (Gymnasium's SyncVectorEnv), each cycling through its share of `seeds`.
-    In-process, not async: the policy acts in the same process, and two cores leave nothing to
-    spread envs over."""
+def make_envs(n: int, seeds: list[int], max_steps: int, dbw_config: DriveByWireConfig | None = None,
+              starts: dict[int, StartPoint] | None = None, warmup: int = 0) -> gym.vector.VectorEnv:
+    """n envs in this process (Gymnasium's SyncVectorEnv), each cycling through its share of `seeds`
+    (episodes on `starts`' tracks begin at their start points). In-process, not async: the policy
+    acts in the same process, and two cores leave nothing to spread envs over."""
     shares = [seeds[i::n] or seeds for i in range(n)]
-    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config) for s in shares],
+    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config, starts, warmup)
+                                     for s in shares],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

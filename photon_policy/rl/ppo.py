@@ -49,8 +49,8 @@ from photon_policy.learning.trainer import TrainingDiverged
 from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
 from photon_policy.reward.model import load_reward
 from photon_policy.reward.online import OnlineReward
-from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
-from photon_policy.rl.env import DriveByWireCarRacing, make_envs
+from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply, hand_over
+from photon_policy.rl.env import DriveByWireCarRacing, StartPoint, make_envs
 from photon_policy.seeds import parse_seeds
 from photon_policy.sim.carracing import DT
 from world_model_node.checkpoint import load_model as load_world_model
@@ -75,6 +75,12 @@ class RLConfig:
     """Env steps over all envs in the whole run."""
     seeds: str = "0-99"
     """Training tracks (cycled)."""
+    starts: str = ""
+    """Training tracks (among `seeds`) the starting policy does not finish: their episodes start near
+    its failure (start_points), at a frame drawn from `start_window` before it, reached by replaying
+    its own drive (rl/env.py); the lap and the 1000-step limit stay the episode's."""
+    start_window: tuple = (150, 10)
+    """Frames before the starting policy's failure: the earliest and the latest hand-over."""
     eval_seeds: str = "2080-2081"
     eval_steps: int = 400
     eval_interval: int = 5
@@ -111,6 +117,13 @@ class RLConfig:
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
             raise ValueError("envs, rollout and minibatch must be >= 1")
         self.init_std = tuple(float(v) for v in self.init_std)
+        self.start_window = tuple(int(v) for v in self.start_window)
+        if not self.start_window[0] >= self.start_window[1] >= 0:
+            raise ValueError(f"start_window {self.start_window}: give (earliest, latest) frames before the failure, "
+                             "earliest >= latest >= 0")
+        missing = sorted(set(parse_seeds(self.starts)) - set(parse_seeds(self.seeds))) if self.starts else []
+        if missing:
+            raise ValueError(f"start tracks {missing} are not training tracks (seeds: {self.seeds})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,15 +161,39 @@ def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None =
     return np.asarray(learned, np.float32) - np.float32(config.time_cost * DT)
 
 
-def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, float]:
-    """The noiseless policy on the eval seeds: mean simulator score and mean learned return (less the
-    time cost, as in training; 0 for the oracle arm, which has no learned reward)."""
-    scores, returns = [], []
-    for seed in parse_seeds(config.eval_seeds):
-        env = DriveByWireCarRacing([seed], config.eval_steps)
-        actor, scorer = BatchActor(trunk, 1), make_scorer() if make_scorer else None
+@dataclass
+class Drive:
+    """One noiseless drive of a track by the policy."""
+    score: float
+    learned_return: float
+    """The learned reward less the time cost, as in training (0 for the oracle arm)."""
+    commands: np.ndarray
+    """(T, 2) [steering, speed] the car got after each frame."""
+    first_visit: np.ndarray
+    """(N,) the frame after whose command each tile was first touched (-1: never)."""
+    lap_complete: bool
+
+    @property
+    def failure(self) -> int | None:
+        """The frame the lap was lost at: where the car first passed a tile it never touched (the lap
+        can no longer end), else where it last touched a new tile (it left the road); None when it was
+        still gaining tiles at the end (too slow: no one place to start before)."""
+        visited = np.flatnonzero(self.first_visit >= 0)
+        missed = np.flatnonzero(self.first_visit < 0)
+        beyond = [self.first_visit[visited[visited > m]].min() for m in missed if (visited > m).any()]
+        if beyond:
+            return int(min(beyond)) + 1
+        last = int(self.first_visit.max()) + 1
+        return None if last >= len(self.commands) - 50 else last
+
+
+def drive(config: RLConfig, trunk: FrozenTrunk, make_scorer, seed: int, steps: int) -> Drive:
+    env = DriveByWireCarRacing([seed], steps)
+    actor, scorer = BatchActor(trunk, 1), make_scorer() if make_scorer else None
+    try:
         obs, info = env.reset(seed=seed)
-        total, k, done = 0.0, np.zeros(1, int), False
+        total, k, done, commands = 0.0, np.zeros(1, int), False, []
+        first_visit = np.full(len(env.vehicle.visited_tiles()), -1)
         while not done:
             batch = {key: v[None] for key, v in obs.items()}
             command, _, _ = actor.act(batch["frame"], k * DT)
@@ -164,12 +201,42 @@ def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, flo
             obs, _, term, trunc, info = env.step(command[0])
             if not config.oracle:
                 total += float(step_rewards(config, learned)[0])
+            commands.append(command[0])
+            first_visit[(first_visit < 0) & env.vehicle.visited_tiles()] = k[0]
             k += 1
             done = term or trunc
+    finally:
         env.close()
-        scores.append(info["score"])
-        returns.append(total)
-    return {"eval_score": float(np.mean(scores)), "eval_return": float(np.mean(returns))}
+    return Drive(info["score"], total, np.stack(commands), first_visit, info["reason"] == "lap_complete")
+
+
+def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, float]:
+    """The noiseless policy on the eval seeds: mean simulator score and mean learned return (less the
+    time cost, as in training; 0 for the oracle arm, which has no learned reward)."""
+    drives = [drive(config, trunk, make_scorer, seed, config.eval_steps) for seed in parse_seeds(config.eval_seeds)]
+    return {"eval_score": float(np.mean([d.score for d in drives])),
+            "eval_return": float(np.mean([d.learned_return for d in drives]))}
+
+
+def start_points(config: RLConfig, trunk: FrozenTrunk, warmup: int) -> dict[int, StartPoint]:
+    """The start tracks' start points: the policy's own drive of each (call before it learns), handed
+    over within start_window frames before its failure there (Drive.failure)."""
+    starts = {}
+    for seed in parse_seeds(config.starts) if config.starts else ():
+        d = drive(config, trunk, None, seed, config.max_episode_steps)
+        if d.lap_complete:
+            raise ValueError(f"start track {seed}: the starting policy finishes the lap (score {d.score:.1f}); "
+                             "start points are for tracks where it fails")
+        failure = d.failure
+        if failure is None:
+            raise ValueError(f"start track {seed}: the starting policy misses no tile and is still gaining tiles at "
+                             f"frame {len(d.commands)} (score {d.score:.1f}): too slow, with no one place to start "
+                             "before; train on it from the start line (seeds)")
+        first = max(warmup, failure - config.start_window[0])
+        starts[seed] = StartPoint(d.commands, first, max(first, failure - config.start_window[1]))
+        print(f"[photon] start track {seed}: score {d.score:.1f}, lap lost at frame {failure}, "
+              f"hand-over in frames [{first}, {starts[seed].last}]", flush=True)
+    return starts
 
 
 def train(config: RLConfig) -> Path:
@@ -193,6 +260,10 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     policy.requires_grad_(False)
     policy.head.requires_grad_(True)
     anchor = copy.deepcopy(policy.head)
+    trunk = FrozenTrunk(policy)
+    wm = policy.world_model.config
+    warmup = wm.context_steps * model_stride(wm.model_dt, DT) + 1  # a whole context at the hand-over
+    starts = start_points(config, trunk, warmup)
     agent = Agent(policy, config.init_std)
     params = [p for p in agent.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
@@ -213,15 +284,16 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
             dist.broadcast(p.data, 0)
     n, T, world = config.envs, config.rollout, procs.world
     seeds = parse_seeds(config.seeds)
-    envs = make_envs(n, seeds[procs.rank::world] or seeds, config.max_episode_steps)
-    trunk = FrozenTrunk(policy)
+    envs = make_envs(n, seeds[procs.rank::world] or seeds, config.max_episode_steps, starts=starts, warmup=warmup)
     actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
                        "kl_anchor", "std_steering", "std_speed", "eval_score", "eval_return", "steps_per_s",
                        "elapsed_s"], fresh=step == 0) if procs.is_main else None
-    obs, _ = envs.reset()
+    obs, infos = envs.reset()
     k = np.zeros(n, int)
+    for i, warm in handed_over(infos).items():
+        k[i] = hand_over(actor, scorers, i, warm)
     bar = tqdm(total=config.total_steps, initial=step, disable=not (config.progress and procs.is_main), unit="step",
                mininterval=0.5)
     t0 = time.perf_counter()
@@ -252,7 +324,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                 sample = np.where(ready[:, None], a.numpy(), command)
                 a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
                 learned = apply(actor, scorers, k, obs, a)
-                obs, sim_r, term, trunc, _ = envs.step(a)
+                obs, sim_r, term, trunc, infos = envs.step(a)
                 done = term | trunc
                 r = step_rewards(config, learned, sim_r)
                 for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
@@ -264,6 +336,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     actor.reset(i)
                     if scorers:
                         scorers[i].reset()
+                for i, warm in handed_over(infos).items():
+                    k[i] = hand_over(actor, scorers, i, warm)
                 step += n * world
                 bar.update(n * world)
             B = {key: np.stack(v) for key, v in buf.items()}  # (T, n, ...)
@@ -334,6 +408,11 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
             log.close()
         envs.close()
     return (best_path if best_path.exists() else last), agent
+
+
+def handed_over(infos: dict) -> dict[int, dict[str, np.ndarray]]:
+    """The envs whose episode (just reset) starts at a start point -> the frames before its hand-over."""
+    return {int(i): {key: v[i] for key, v in infos["warmup"].items()} for i in np.flatnonzero(infos.get("_warmup", ()))}
 
 
 def _all_reduce(values: torch.Tensor, procs: Processes, op=dist.ReduceOp.SUM) -> torch.Tensor:

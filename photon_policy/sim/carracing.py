@@ -141,6 +141,12 @@ class CarRacingVehicle:
             tiles_visited=int(unwrapped.tile_visited_count), tiles_total=len(unwrapped.track),
         )
 
+    def visited_tiles(self) -> np.ndarray:
+        """(N,) bool: the tiles a wheel has touched, in driving order. Tile 0 lies under the car at the
+        start, so the lap ends only once every tile is visited: a tile missed costs the rest of the
+        1000 steps."""
+        return np.array([tile.road_visited for tile in self._env.unwrapped.road], dtype=bool)
+
     def track_centerline(self) -> np.ndarray:
         """(N, 2) centre points in driving order; tile i spans points i-1 to i."""
         return np.array([(x, y) for _, _, x, y in self._env.unwrapped.track], dtype=np.float64)
