@@ -17,6 +17,10 @@ simulator's with `oracle`; GAE; `epochs` passes of clipped PPO over minibatches,
 KL(current || starting policy), which for Gaussians of one std is the squared distance of the
 means over 2 std^2: the anchor that keeps it driving.
 
+With `starts`, episodes on the tracks the starting policy loses begin shortly before it loses them
+(`start_points`: its own drive, replayed by the env; the runtime and scorer warmed on the frames
+before the hand-over), so rollouts meet the failures that a whole lap meets once in ~1000 steps.
+
 Every `eval_interval` updates and at the end: the noiseless policy drives the eval seeds (score
 and learned return in log.csv), last.pt is written (resumable: head, value net, log std,
 optimizer, step) and best.pt when the learned eval return improved (the oracle arm: the score).
