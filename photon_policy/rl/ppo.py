@@ -25,7 +25,7 @@ Every `eval_interval` updates and at the end: the noiseless policy drives the ev
 and learned return in log.csv), last.pt is written (resumable: head, value net, log std,
 optimizer, step) and best.pt when the learned eval return improved (the oracle arm: the score).
 last.pt and best.pt are ordinary policy checkpoints: the policy node runs them unchanged.
-A non-finite loss, or a rollout reward below `collapse_fraction` of the first one for
+A non-finite loss, or a rollout reward (before the time cost) below `collapse_fraction` of the first one for
 `collapse_patience` updates in a row, stops the run with the reason; last.pt keeps the last
 good interval.
 
@@ -381,8 +381,11 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
             totals = _all_reduce(torch.tensor([B["r"][B["ready"]].sum(), B["ready"].sum(), B["sim"].sum(),
                                                B["sim"].size], dtype=torch.float64), procs)
             reward_mean = float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
-            first_reward = reward_mean if first_reward is None else first_reward
-            low = low + 1 if first_reward > 0 and reward_mean < config.collapse_fraction * first_reward else 0
+            # Judged before the time cost, which would make a healthy run's reward negative and switch the
+            # check off (its `first_reward > 0`).
+            judged = reward_mean + (0.0 if config.oracle else config.time_cost * DT * config.reward_scale)
+            first_reward = judged if first_reward is None else first_reward
+            low = low + 1 if first_reward > 0 and judged < config.collapse_fraction * first_reward else 0
             collapsed = low >= config.collapse_patience
             row = {"update": update, "env_steps": step, "reward_mean": reward_mean,
                    "sim_reward_mean": float(totals[2] / totals[3]), "policy_loss": _mean(stats, 0),
@@ -404,7 +407,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
             if procs.distributed:
                 dist.barrier()  # the others wait for rank 0's evaluation and checkpoints
             if collapsed:
-                raise diverged(update, f"reward collapse: the rollout reward {reward_mean:.4g} stayed below "
+                raise diverged(update, f"reward collapse: the rollout reward {judged:.4g} stayed below "
                                f"{config.collapse_fraction} x the first ({first_reward:.4g}) for {low} updates")
     finally:
         bar.close()

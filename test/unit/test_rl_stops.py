@@ -68,17 +68,18 @@ def test_a_non_finite_loss_stops_the_run_and_last_pt_keeps_the_last_good_update(
     assert_last_is_good(run, update=1)
 
 
+def _pays_for_slowness(net) -> None:
+    for p in net.parameters():
+        p.zero_()
+    net.mlp[0].weight[0, net.config.state_dim + SPEED_COLUMN] = 10.0
+    net.mlp[2].weight[0, 0] = -1.0
+    net.mlp[2].bias.fill_(1.0)
+
+
 def test_a_reward_collapse_stops_the_run_with_its_reason(tmp_path):
     # A reward model that pays for going slowly, r = 1 - silu(10 x normalised speed), while the policy
     # accelerates from the start line: the rollout reward falls below collapse_fraction of the first.
-    def slow(net):
-        for p in net.parameters():
-            p.zero_()
-        net.mlp[0].weight[0, net.config.state_dim + SPEED_COLUMN] = 10.0
-        net.mlp[2].weight[0, 0] = -1.0
-        net.mlp[2].bias.fill_(1.0)
-
-    config = tiny(tmp_path, reward_checkpoint(tmp_path / "slow.pt", slow, layers=1, width=1), rollout=20,
+    config = tiny(tmp_path, reward_checkpoint(tmp_path / "slow.pt", _pays_for_slowness, layers=1, width=1), rollout=20,
                   total_steps=200, collapse_patience=2)
     with pytest.raises(TrainingDiverged, match=r"update 3: reward collapse: the rollout reward -?[\d.]+ stayed below "
                                                r"0\.2 x the first \([\d.]+\) for 2 updates: stopping \(.*last\.pt holds"):
@@ -87,6 +88,16 @@ def test_a_reward_collapse_stops_the_run_with_its_reason(tmp_path):
     rewards = [float(r["reward_mean"]) for r in rows(run)]
     assert len(rewards) == 3 and rewards[0] > 0 and all(r < 0.2 * rewards[0] for r in rewards[1:]), rewards
     assert_last_is_good(run, update=2)  # the collapsing update itself is not saved
+
+
+def test_a_reward_collapse_is_judged_before_the_time_cost(tmp_path):
+    # The same collapse under a time cost large enough to make every logged reward negative: the
+    # check compares the learned reward before the cost, so a negative first update does not switch it off.
+    config = tiny(tmp_path, reward_checkpoint(tmp_path / "slow.pt", _pays_for_slowness, layers=1, width=1), rollout=20,
+                  total_steps=200, collapse_patience=2, time_cost=20.0)
+    with pytest.raises(TrainingDiverged, match=r"update 3: reward collapse"):
+        train(config)
+    assert all(float(r["reward_mean"]) < 0 for r in rows(tmp_path / "rl"))
 
 
 def test_time_cost_makes_standing_still_score_negative_and_not_with_the_oracle(tmp_path):
