@@ -209,8 +209,10 @@ def test_in_sim_shadow_no_command_reaches_drive_and_the_shadow_node_publishes_no
     try:
         streams = Streams(probe)
         streams.wait_value("pairs", lambda v: int(v) > 10, "the policy and the expert paired", timeout=120)
-        by_node = {name: dict(probe.node.get_publisher_names_and_types_by_node(name, "/"))
-                   for name in ("simulator", "expert", "policy", "shadow")}
+        names = {"simulator", "expert", "policy", "shadow"}
+        # Data flowing does not mean the probe's graph has every node yet (DDS discovery is per participant).
+        probe.wait_for(lambda: names <= set(probe.node.get_node_names()), 60, "the profile's nodes in the probe's graph")
+        by_node = {name: dict(probe.node.get_publisher_names_and_types_by_node(name, "/")) for name in names}
         assert probe.node.get_publishers_info_by_topic("/drive") == []
         assert "/policy/drive" in by_node["policy"] and "/drive" not in by_node["policy"]
         commands = {t for t, types in by_node["shadow"].items()
