@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from photon_policy.sim.carracing import DT, FRAME_SIZE, CarRacingVehicle
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
+from photon_policy.sim.replay import replay_steps
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,17 @@ class DriveByWireCarRacing(gym.Env):
     def _hand_over(self, start: StartPoint, at: int, obs: dict, info: dict) -> tuple[dict, dict]:
         """The start point's drive replayed to frame `at`: its observation, and the info with the
         hand-over frame and the last `warmup` frames' observations and commands."""
-        warm = {"frames": [], "imu": [], "speed": [], "commands": []}
-        for k in range(at):
-            command = start.commands[k]
-            if k >= at - self.warmup:
-                for key, value in (("frames", obs["frame"]), ("imu", obs["imu"]), ("speed", obs["speed"]),
-                                   ("commands", command)):
-                    warm[key].append(np.asarray(value, np.float32 if key != "frames" else np.uint8))
-            self.vehicle.set_rendering(k + 1 >= at - self.warmup)
-            result = self.vehicle.step(self.dbw.command_to_action(float(command[0]), float(command[1]),
-                                                                  self.vehicle.state().speed, DT))
-            if result.terminated or result.truncated:
-                raise RuntimeError(f"track {info['seed']}: the start point's drive ended ({result.reason}) at frame "
-                                   f"{k + 1}, before its hand-over frame {at}")
+        first_warm = at - self.warmup
+        seen = [obs] if first_warm == 0 else []
+        result = None
+        for k, result in enumerate(replay_steps(self.vehicle, self.dbw, start.commands, at, first_warm, info["seed"])):
             obs = self._obs(result.frame)
-        info |= {"stamp": at * DT, "score": result.score if at else 0.0, "start_frame": at,
-                 "warmup": {key: np.stack(v) for key, v in warm.items()} if self.warmup else {}}
+            if first_warm <= k + 1 < at:
+                seen.append(obs)
+        warm = {"frames": np.stack([o["frame"] for o in seen]), "imu": np.stack([o["imu"] for o in seen]),
+                "speed": np.stack([o["speed"] for o in seen]),
+                "commands": np.asarray(start.commands[first_warm:at], np.float32)} if self.warmup else {}
+        info |= {"stamp": at * DT, "score": result.score if result else 0.0, "start_frame": at, "warmup": warm}
         return obs, info
 
     def step(self, action):

@@ -12,15 +12,32 @@ the physics alone runs ~100x faster than with the camera.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
-from photon_policy.sim.carracing import DT, CarRacingVehicle
+from photon_policy.sim.carracing import DT, CarRacingVehicle, StepResult
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 
 
 class ReplayMismatch(RuntimeError):
     """The replayed frame differs from the recorded one: the bag is not a lockstep episode of
     this simulator (a real car's, a real-time run's, another version's)."""
+
+
+def replay_steps(vehicle: CarRacingVehicle, dbw: DriveByWire, commands: np.ndarray, frame: int,
+                 draw_from: int, seed: int) -> Iterator[StepResult]:
+    """Drive a vehicle just reset on track `seed` with commands[:frame] ([steering, speed], the
+    command executed after each camera frame) through `dbw`, drawing only camera frames numbered
+    `draw_from` and on; yields each step's result (step k's frame is camera frame k + 1)."""
+    for k in range(frame):
+        vehicle.set_rendering(k + 1 >= draw_from)
+        steering, speed = commands[k]
+        result = vehicle.step(dbw.command_to_action(float(steering), float(speed), vehicle.state().speed, DT))
+        if result.terminated or result.truncated:
+            raise ReplayMismatch(f"seed {seed}: the replay ended ({result.reason}) at frame {k + 1}, "
+                                 f"before frame {frame}")
+        yield result
 
 
 class EpisodeReplay:
@@ -40,15 +57,12 @@ class EpisodeReplay:
         drive-by-wire in the state it had there, and that frame (which must be the recorded one)."""
         vehicle, dbw = CarRacingVehicle(), DriveByWire(self.dbw_config)
         drawn = vehicle.reset(self.seed)
-        for k in range(frame):
-            vehicle.set_rendering(k == frame - 1)
-            steering, speed = self.commands[k]
-            result = vehicle.step(dbw.command_to_action(steering, speed, vehicle.state().speed, DT))
-            drawn = result.frame
-            if result.terminated or result.truncated:
-                vehicle.close()
-                raise ReplayMismatch(f"seed {self.seed}: the replay ended ({result.reason}) at frame {k + 1}, "
-                                     f"before branch frame {frame}")
+        try:
+            for result in replay_steps(vehicle, dbw, self.commands, frame, draw_from=frame, seed=self.seed):
+                drawn = result.frame
+        except ReplayMismatch:
+            vehicle.close()
+            raise
         if self.frames is not None and not np.array_equal(drawn, self.frames[frame]):
             vehicle.close()
             diff = np.abs(drawn.astype(int) - self.frames[frame].astype(int)).mean()
