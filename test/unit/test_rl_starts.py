@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from photon_policy.paths import shipped_model
 from photon_policy.policy.checkpoint import load_policy
 from photon_policy.policy.cli import resolve_checkpoint
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply, hand_over
@@ -123,10 +124,12 @@ def test_a_track_the_policy_is_only_slow_on_is_refused_as_a_start_track(tmp_path
         start_points(config, FrozenTrunk(policy), WARMUP)
 
 
-def test_a_run_starts_where_the_shipped_policy_loses_track_52(tmp_path, capsys):
-    """Track 52 (a training track): the shipped BC policy misses tiles 158-160 near frame 480, so the
-    lap never ends (890.0). Its start points lie before that, and a tiny run trains from them."""
-    config = RLConfig(policy=str(resolve_checkpoint(None)), oracle=True, out_dir=str(tmp_path / "rl"), envs=1,
+def test_a_run_starts_where_the_imitation_policy_loses_track_52(tmp_path, capsys):
+    """Track 52 (a training track): the BC policy (models/policy_bc.pt, where RL started) misses tiles
+    158-160 near frame 480, so the lap never ends (890.0). Its start points lie before that, and a tiny
+    run trains from them."""
+    bc = shipped_model("policy_bc.pt", "BC policy")
+    config = RLConfig(policy=str(bc), oracle=True, out_dir=str(tmp_path / "rl"), envs=1,
                       seeds="52", starts="52", start_window=(40, 10), rollout=16, total_steps=32, eval_interval=2,
                       eval_seeds="2080", eval_steps=20, minibatch=8, epochs=1, progress=False)
     train(config)
