@@ -123,7 +123,7 @@ def space_bar_toggles(control: PlayControl) -> Iterator[None]:
                 control.toggle()
                 print(f"[photon] {'paused' if control.paused else 'playing'}", flush=True)
 
-    tty.setcbreak(fd)
+    tty.setcbreak(fd, termios.TCSANOW)  # not the default TCSAFLUSH, which drops keys typed already
     thread = threading.Thread(target=read_keys, daemon=True)
     thread.start()
     try:
@@ -187,9 +187,10 @@ def _run(bag: PlayableBag, options: PlayOptions, control: PlayControl, wait_subs
                 print(f"[photon] no subscriber after {wait_subscribers_s:g} s on: {', '.join(missing)}; "
                       "playing anyway", flush=True)
         if bag.messages:
-            if control.paused:
-                print("[photon] paused: press space, or `ros2 param set /player paused false`", flush=True)
+            # Said only once the terminal reads single keys: a space typed on seeing it is never lost.
             with space_bar_toggles(control):
+                if control.paused:
+                    print("[photon] paused: press space, or `ros2 param set /player paused false`", flush=True)
                 result = play(bag, options, node, control)
         node.flush(FLUSH_S)
     finally:
