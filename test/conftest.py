@@ -16,8 +16,9 @@ import pytest
 # One DDS domain per test session, discovery on this machine only: parallel runs and other
 # ROS graphs on the host cannot leak into the tests. Set before rclpy initialises.
 # PHOTON_TEST_DOMAIN_ID pins it (several checkouts testing at once on one machine). Linux: ids
-# above 101 put DDS ports into the kernel's ephemeral range, where they can collide.
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("PHOTON_TEST_DOMAIN_ID") or str(random.Random(os.getpid()).randint(1, 101))
+# above 101 put DDS ports into the kernel's ephemeral range, where they can collide; the two-worker
+# eval tests use this id and the next, so the draw stops at 100.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("PHOTON_TEST_DOMAIN_ID") or str(random.Random(os.getpid()).randint(1, 100))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import rclpy  # noqa: E402
