@@ -106,6 +106,9 @@ class RLConfig:
     """Learned reward per second subtracted while driving (not with oracle, whose -0.1 a frame is one
     already). The speed-gated reward is >= 0, so without it a lap not finished pays more than one
     finished early; set it below the starting policy's rate (log.csv reward_mean / DT)."""
+    time_limit_s: float = math.inf
+    """Wall-clock budget: past it the run ends after the update under way, evaluated and saved as at
+    total_steps (every rank stops at the same update)."""
     collapse_fraction: float = 0.2
     collapse_patience: int = 3
     seed: int = 0
@@ -222,11 +225,12 @@ def evaluate(config: RLConfig, trunk: FrozenTrunk, make_scorer) -> dict[str, flo
             "eval_return": float(np.mean([d.learned_return for d in drives]))}
 
 
-def start_points(config: RLConfig, trunk: FrozenTrunk, warmup: int) -> dict[int, StartPoint]:
-    """The start tracks' start points: the policy's own drive of each (call before it learns), handed
-    over within start_window frames before its failure there (Drive.failure)."""
+def start_points(config: RLConfig, trunk: FrozenTrunk, warmup: int, tracks: list[int]) -> dict[int, StartPoint]:
+    """The start points of the start tracks among `tracks` (those this process drives): the policy's own
+    drive of each (call before it learns), handed over within start_window frames before its failure
+    there (Drive.failure)."""
     starts = {}
-    for seed in parse_seeds(config.starts) if config.starts else ():
+    for seed in sorted(set(parse_seeds(config.starts)) & set(tracks)) if config.starts else ():
         d = drive(config, trunk, None, seed, config.max_episode_steps)
         if d.lap_complete:
             raise ValueError(f"start track {seed}: the starting policy finishes the lap (score {d.score:.1f}); "
@@ -267,7 +271,10 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     trunk = FrozenTrunk(policy)
     wm = policy.world_model.config
     warmup = wm.context_steps * model_stride(wm.model_dt, DT) + 1  # a whole context at the hand-over
-    starts = start_points(config, trunk, warmup)
+    n, T, world = config.envs, config.rollout, procs.world
+    seeds = parse_seeds(config.seeds)
+    tracks = seeds[procs.rank::world] or seeds  # this process's share of the training tracks
+    starts = _agreed(lambda: start_points(config, trunk, warmup, tracks), procs)
     agent = Agent(policy, config.init_std)
     params = [p for p in agent.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
@@ -286,9 +293,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     if procs.distributed:
         for p in params:
             dist.broadcast(p.data, 0)
-    n, T, world = config.envs, config.rollout, procs.world
-    seeds = parse_seeds(config.seeds)
-    envs = make_envs(n, seeds[procs.rank::world] or seeds, config.max_episode_steps, starts=starts, warmup=warmup)
+    envs = make_envs(n, tracks, config.max_episode_steps, starts=starts, warmup=warmup)
     actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
@@ -379,7 +384,9 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     stats.append((pg.item(), vl.item(), kl.item()))
             update += 1
             totals = _all_reduce(torch.tensor([B["r"][B["ready"]].sum(), B["ready"].sum(), B["sim"].sum(),
-                                               B["sim"].size], dtype=torch.float64), procs)
+                                               B["sim"].size, time.perf_counter() - t0 >= config.time_limit_s],
+                                              dtype=torch.float64), procs)
+            out_of_time = bool(totals[4] > 0)
             reward_mean = float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
             # Judged before the time cost, which would make a healthy run's reward negative and switch the
             # check off (its `first_reward > 0`).
@@ -393,7 +400,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                    "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
                    "steps_per_s": n * T * world / (time.perf_counter() - t_update)}
             if procs.is_main:
-                if update % config.eval_interval == 0 or step >= config.total_steps or collapsed:
+                if update % config.eval_interval == 0 or step >= config.total_steps or collapsed or out_of_time:
                     row |= evaluate(config, trunk, make_scorer)
                     key = row["eval_score"] if config.oracle else row["eval_return"]
                     if not collapsed:
@@ -406,6 +413,10 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                 bar.set_postfix(r=f"{reward_mean:.3f}", kl=f"{row['kl_anchor']:.3f}")
             if procs.distributed:
                 dist.barrier()  # the others wait for rank 0's evaluation and checkpoints
+            if out_of_time and not collapsed:
+                print(f"[photon] time limit {config.time_limit_s:g} s reached at update {update} ({step} env steps)",
+                      flush=True)
+                break
             if collapsed:
                 raise diverged(update, f"reward collapse: the rollout reward {judged:.4g} stayed below "
                                f"{config.collapse_fraction} x the first ({first_reward:.4g}) for {low} updates")
@@ -420,6 +431,20 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
 def handed_over(infos: dict) -> dict[int, dict[str, np.ndarray]]:
     """The envs whose episode (just reset) starts at a start point -> the frames before its hand-over."""
     return {int(i): {key: v[i] for key, v in infos["warmup"].items()} for i in np.flatnonzero(infos.get("_warmup", ()))}
+
+
+def _agreed(compute, procs: Processes):
+    """compute(), or its ValueError raised on every rank when it fails on any (a rank left alone at the
+    next collective would wait for the others forever)."""
+    try:
+        value, error = compute(), None
+    except ValueError as exc:
+        value, error = None, exc
+    if _all_reduce(torch.tensor([float(error is not None)]), procs, dist.ReduceOp.MAX)[0] and error is None:
+        error = ValueError("another process refused one of its start tracks (its message is in that process's log)")
+    if error is not None:
+        raise error
+    return value
 
 
 def _all_reduce(values: torch.Tensor, procs: Processes, op=dist.ReduceOp.SUM) -> torch.Tensor:

@@ -47,7 +47,14 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     assert photon([*args, "--steps", "96"]) == 0  # resumes from last.pt: one more update
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96]
     assert "RL policy checkpoint" in capsys.readouterr().out
-    assert eval_curve(run)[0] == [32, 64, 96]
+    # Out of time: the update under way ends the run, evaluated and saved (not every eval_interval).
+    config.write_text(TINY.replace("eval_interval: 1", "eval_interval: 100") + "time_limit_s: 0\n")
+    assert photon([*args, "--steps", "100000"]) == 0
+    assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96, 128]
+    assert np.isfinite(float(rows(run)[-1]["eval_score"]))
+    assert load_policy(run / "last.pt")[1]["extra"]["rl"]["update"] == 4
+    assert "time limit 0 s reached at update 4 (128 env steps)" in capsys.readouterr().out
+    assert eval_curve(run)[0] == [32, 64, 96, 128]
     assert plot_main([str(run), "--reference", "0", "--out", str(tmp_path / "arms.png")]) == 0
     assert (tmp_path / "arms.png").stat().st_size > 0
 
@@ -96,9 +103,13 @@ def test_batched_traced_actor_commands_equal_the_node_runtime():
         envs.close()
 
 
-def _ddp_worker(rank: int, port: int, config: dict) -> None:
+def _join_two_process_run(rank: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
                       LOCAL_RANK=str(rank))
+
+
+def _ddp_worker(rank: int, port: int, config: dict) -> None:
+    _join_two_process_run(rank, port)
     _, agent = run_processes("cpu", lambda procs: fine_tune(RLConfig(**config), procs))
     torch.save(agent.policy.head.state_dict(), Path(config["out_dir"]) / f"head_rank{rank}.pt")
 
@@ -120,3 +131,25 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert any(not torch.equal(v, start.head.state_dict()[k]) for k, v in heads[0].items()), "the head never changed"
     assert ckpt["extra"]["world_size"] == 2 and ckpt["extra"]["rl"]["update"] == 2
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64]  # one log: rank 0's, both ranks' steps
+
+
+def _ddp_refused_worker(rank: int, port: int, config: dict) -> None:
+    _join_two_process_run(rank, port)
+    try:
+        run_processes("cpu", lambda procs: fine_tune(RLConfig(**config), procs))
+    except ValueError as exc:
+        (Path(config["out_dir"]) / f"refused_rank{rank}.txt").write_text(str(exc))
+
+
+def test_ddp_a_start_track_refused_on_one_rank_stops_every_rank(tmp_path):
+    """Each rank finds the start points of its own share of the tracks only; the start track here is
+    rank 1's (60 frames: too short a drive to lose the lap on), and rank 0, which has none, must stop
+    too instead of waiting for rank 1 at the first collective."""
+    run = tmp_path / "rl"
+    run.mkdir()
+    config = dict(policy=str(resolve_checkpoint(None)), oracle=True, out_dir=str(run), envs=1, rollout=16,
+                  total_steps=32, seeds="2080,2081", starts="2081", max_episode_steps=60, progress=False)
+    mp.spawn(_ddp_refused_worker, args=(_free_port(), config), nprocs=2, join=True)
+    assert "start track 2081: the starting policy misses no tile" in (run / "refused_rank1.txt").read_text()
+    assert "another process refused one of its start tracks" in (run / "refused_rank0.txt").read_text()
+    assert not (run / "last.pt").exists()

@@ -2,6 +2,7 @@
 by replaying its drive without frames, and the policy takes over with a whole context."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -12,6 +13,7 @@ from photon_policy.policy.checkpoint import load_policy
 from photon_policy.policy.cli import resolve_checkpoint
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply, hand_over
 from photon_policy.rl.env import DriveByWireCarRacing, StartPoint, make_envs
+from photon_policy.rl.failures import main as failures_main
 from photon_policy.rl.ppo import Drive, RLConfig, handed_over, start_points, train
 from test_rl import rows
 from photon_policy.sim.carracing import DT
@@ -121,7 +123,7 @@ def test_a_track_the_policy_is_only_slow_on_is_refused_as_a_start_track(tmp_path
     policy, _ = load_policy(config.policy)
     with pytest.raises(ValueError, match=rf"start track {SEED}: the starting policy misses no tile and is still "
                                          r"gaining tiles at frame 60"):
-        start_points(config, FrozenTrunk(policy), WARMUP)
+        start_points(config, FrozenTrunk(policy), WARMUP, [SEED])
 
 
 def test_a_run_starts_where_the_imitation_policy_loses_track_52(tmp_path, capsys):
@@ -146,3 +148,19 @@ def test_start_tracks_must_be_training_tracks():
         RLConfig(policy="p", oracle=True, seeds="0-5", starts="7")
     with pytest.raises(ValueError, match="start_window"):
         RLConfig(policy="p", oracle=True, start_window=(5, 10))
+
+
+def test_the_failure_search_finds_the_start_tracks(tmp_path, capsys):
+    """`python -m photon_policy.rl.failures`: the BC policy loses track 52 near frame 480 (above); 600
+    frames are too few for the lap of 2080, where it misses no tile: slow. The JSON lists both as an RL
+    config wants them (starts, seeds)."""
+    out = tmp_path / "failures.json"
+    bc = shipped_model("policy_bc.pt", "BC policy")
+    assert failures_main(["--policy", str(bc), "--seeds", "52,2080", "--workers", "2", "--max-steps", "600",
+                          "--json", str(out)]) == 0
+    found = json.loads(out.read_text())
+    assert (found["lost"], found["slow"]) == ([52], [2080])
+    lost = found["rows"][0]
+    assert lost["seed"] == 52 and 440 <= lost["lost_at"] <= 520, lost
+    assert found["rows"][1]["steps"] == 600 and found["rows"][1]["lost_at"] is None
+    assert "track 52: lost" in capsys.readouterr().out
