@@ -69,16 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     seeds = parse_seeds(args.seeds)
     rows = find(str(args.policy), seeds, args.workers, args.max_steps, args.time_limit)
-    lists = {kind: [r["seed"] for r in rows if r["kind"] == kind] for kind in ("lost", "slow")}
+    lists = {kind: [r["seed"] for r in rows if r["kind"] == kind] for kind in ("lost", "slow", "lap")}
     for r in rows:
         if r["kind"] != "lap":
             print(f"[photon] track {r['seed']}: {r['kind']}, score {r['score']}"
                   + (f", lap lost at frame {r['lost_at']}" if r["lost_at"] is not None else ""))
-    print(f"[photon] {len(rows)} of {len(seeds)} tracks: {len(rows) - len(lists['lost']) - len(lists['slow'])} laps, "
+    print(f"[photon] {len(rows)} of {len(seeds)} tracks: {len(lists['lap'])} laps, "
           f"lost {lists['lost']}, slow {lists['slow']}; mean score "
           f"{sum(r['score'] for r in rows) / max(len(rows), 1):.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"policy": str(args.policy), "rows": rows, **lists}, indent=1))
+        args.json.write_text(json.dumps({"policy": str(args.policy), "rows": rows, "lost": lists["lost"], "slow": lists["slow"]}, indent=1))
     return 0
 
 
