@@ -4,7 +4,9 @@ At every model step (camera frames k = phase, phase + s, ...; from the first wit
 it builds the state exactly as features.stream_samples builds it from a bag: the world model's
 features of frames k-2s, k-s, k with the mean applied commands of the steps before them, and the
 extras of frame k-1. Frames between model steps score nothing (the reward model was trained on
-model steps); they are only remembered for the applied commands.
+model steps); they are only remembered for the applied commands. With `road` (road.py) the reward of
+a model step is scaled by the share of the car still on the road in frame k: what the car's camera
+sees of leaving the road, which the learned reward alone barely sees.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ import torch
 
 from photon_policy.reward.features import COMMAND_SCALE, EXTRAS_SCALE, world_model_features
 from photon_policy.reward.model import RewardNet
+from photon_policy.reward.road import RoadCheck
 from world_model_node.interface import context_frames, extras_vector, step_actions
 from world_model_node.model import WorldModel
 
 
 class OnlineReward:
-    def __init__(self, reward: RewardNet, wm: WorldModel, stride: int) -> None:
-        self.reward, self.wm, self.stride = reward.eval(), wm.eval(), stride
+    def __init__(self, reward: RewardNet, wm: WorldModel, stride: int, road: RoadCheck | None = None) -> None:
+        self.reward, self.wm, self.stride, self.road = reward.eval(), wm.eval(), stride, road
         self.steps = wm.config.context_steps
         self.reset()
 
@@ -44,6 +47,8 @@ class OnlineReward:
                 state = np.concatenate([world_model_features(self.wm, z, actions)[0], self.extras[k - 1] / EXTRAS_SCALE])
                 r = float(self.reward(torch.from_numpy(state.astype(np.float32)),
                                       torch.from_numpy(np.asarray(command, np.float32) / COMMAND_SCALE)))
+                if self.road is not None:
+                    r *= self.road(frame)
         self.commands.append(np.asarray(command, np.float32))
         return r
 

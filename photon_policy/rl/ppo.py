@@ -12,7 +12,8 @@ cannot backpropagate through an encoder per frame). What PPO needs around that i
 
 One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in process; the policy's
 frozen trunk traced and batched over them, rl/actor.py); the action is the policy's command plus
-Gaussian noise (learned log std); the reward is the learned one less `time_cost` a second, or the
+Gaussian noise (learned log std); the reward is the learned one (with `road_gate`, scaled by the
+share of the car on the road in its camera frame) less `time_cost` a second, or the
 simulator's with `oracle`; GAE; `epochs` passes of clipped PPO over minibatches, plus `kl` x
 KL(current || starting policy), which for Gaussians of one std is the squared distance of the
 means over 2 std^2: the anchor that keeps it driving.
@@ -53,6 +54,7 @@ from photon_policy.learning.trainer import TrainingDiverged
 from photon_policy.policy.checkpoint import load_policy, load_policy_checkpoint, save_policy
 from photon_policy.reward.model import load_reward
 from photon_policy.reward.online import OnlineReward
+from photon_policy.reward.road import RoadCheck
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply, hand_over
 from photon_policy.rl.env import DriveByWireCarRacing, StartPoint, make_envs
 from photon_policy.seeds import parse_seeds
@@ -102,6 +104,9 @@ class RLConfig:
     """Initial action noise: rad, m/s."""
     value_coef: float = 0.5
     reward_scale: float = 1.0
+    road_gate: bool = False
+    """Scale the learned reward by the share of the car on the road in its camera frame (reward/road.py):
+    leaving the road pays nothing, less the time cost."""
     time_cost: float = 0.0
     """Learned reward per second subtracted while driving (not with oracle, whose -0.1 a frame is one
     already). The speed-gated reward is >= 0, so without it a lap not finished pays more than one
@@ -121,6 +126,8 @@ class RLConfig:
             raise ValueError("give the policy to fine-tune (--policy)")
         if not self.oracle and not self.reward:
             raise ValueError("give a reward model (--reward) or --oracle")
+        if self.oracle and self.road_gate:
+            raise ValueError("road_gate scales the learned reward: not with oracle, whose reward is the simulator's")
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
             raise ValueError("envs, rollout and minibatch must be >= 1")
         self.init_std = tuple(float(v) for v in self.init_std)
@@ -150,13 +157,15 @@ class Agent(nn.Module):
         return torch.distributions.Normal(self.policy.command(x), self.log_std.exp())
 
 
-def reward_scorers(reward: str, world_model: str):
+def reward_scorers(reward: str, world_model: str, road_gate: bool = False):
     """(a factory of one OnlineReward per env, provenance): the reward model read with the world model
-    its features come from (refused, naming both hashes, if it was trained on another)."""
+    its features come from (refused, naming both hashes, if it was trained on another), gated by the
+    road check with `road_gate`."""
     wm, wm_ckpt = load_world_model(world_model)
     model, ckpt = load_reward(reward, content_hash(wm_ckpt))
     stride = model_stride(wm.config.model_dt, DT)
-    return (lambda: OnlineReward(model, wm, stride)), {"reward_sha256": ckpt["weights_sha256"],
+    road = RoadCheck() if road_gate else None
+    return (lambda: OnlineReward(model, wm, stride, road)), {"reward_sha256": ckpt["weights_sha256"],
                                                         "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
@@ -278,7 +287,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     agent = Agent(policy, config.init_std)
     params = [p for p in agent.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
-    make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model)
+    make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model,
+                                                                                        config.road_gate)
     provenance["start_policy_sha256"] = content_hash(start_ckpt)
     last, best_path = out / "last.pt", out / "best.pt"
     step, update, first_reward, low, best = 0, 0, None, 0, -math.inf

@@ -16,6 +16,7 @@ from photon_policy.policy.checkpoint import load_policy
 from photon_policy.policy.cli import resolve_checkpoint
 from photon_policy.reward.features import SPEED_COLUMN
 from photon_policy.reward.model import RewardConfig, RewardNet, save_reward
+from photon_policy.reward.road import RoadCheck
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
 from photon_policy.rl.env import DriveByWireCarRacing
 from photon_policy.rl.ppo import RLConfig, reward_scorers, step_rewards, train
@@ -123,3 +124,41 @@ def test_time_cost_makes_standing_still_score_negative_and_not_with_the_oracle(t
     assert abs(free.sum()) < 1e-3, f"standing still, the speed-gated reward paid {free.sum()}"
     assert costly.sum() == pytest.approx(-0.5 * 40 * DT, rel=1e-3) and costly.sum() < 0
     np.testing.assert_array_equal(oracle, sim)  # the simulator's own reward, no time cost on top
+
+
+def test_the_road_gate_pays_nothing_once_the_car_has_left_the_road(tmp_path):
+    # A real drive: straight along the start of track 2080, then full lock at speed until the car is on
+    # the grass. The same speed-gated reward scores each frame twice, without and with the road gate.
+    def pays(net):
+        for p in net.parameters():
+            p.zero_()
+        net.mlp[-1].bias.fill_(3.0)  # P(no intervention) ~0.95: the reward is ~ the speed
+
+    reward = reward_checkpoint(tmp_path / "speed.pt", pays, speed_gate=True)
+    plain, gated = (reward_scorers(reward, str(resolve_world_model(None)), road_gate=g)[0]() for g in (False, True))
+    check = RoadCheck()
+    env = DriveByWireCarRacing([2080], max_steps=200)
+    drive = [(0.0, 8.0)] * 80 + [(env.action_space.high[0], 8.0)] * 120
+    scores, on_road = [], []
+    try:
+        obs, _ = env.reset()
+        for k, command in enumerate(drive):
+            command = np.array(command, np.float32)
+            on_road.append(check(obs["frame"]))
+            scores.append([s.score(k, obs["frame"], command) for s in (plain, gated)])
+            for s in (plain, gated):
+                s.observe(obs["imu"], float(obs["speed"][0]))
+            obs, *_ = env.step(command)
+    finally:
+        env.close()
+    scores, on_road = np.array(scores), np.array(on_road)
+    model_steps = np.flatnonzero(scores[:, 0] != 0)
+    np.testing.assert_allclose(scores[model_steps, 1], scores[model_steps, 0] * on_road[model_steps], rtol=1e-5)
+    straight = model_steps[(model_steps > 50) & (model_steps < 80)]
+    assert (on_road[straight] == 1.0).all() and (scores[straight, 0] > 0.03).all()
+    assert on_road[-20:].max() < 0.2, f"the car is still on the road: {on_road[-20:]}"
+    assert scores[-20:, 0].max() > 0.03 and scores[-20:, 1].max() < 0.2 * scores[-20:, 0].max()
+    with pytest.raises(ValueError, match="not with oracle"):
+        RLConfig(policy="p", oracle=True, road_gate=True)
+    with pytest.raises(ValueError, match="no patch rows"):
+        check(np.zeros((48, 48, 3), np.uint8))
