@@ -24,7 +24,8 @@ before the hand-over), so rollouts meet the failures that a whole lap meets once
 
 Every `eval_interval` updates and at the end: the noiseless policy drives the eval seeds (score
 and learned return in log.csv), last.pt is written (resumable: head, value net, log std,
-optimizer, step) and best.pt when the learned eval return improved (the oracle arm: the score).
+optimizer, step), best.pt when the learned eval return improved (the oracle arm: the score), and
+with `keep_evals` a copy of every evaluated update (update_NNNNN.pt).
 last.pt and best.pt are ordinary policy checkpoints: the policy node runs them unchanged.
 A non-finite loss, or a rollout reward (before the time cost) below `collapse_fraction` of the first one for
 `collapse_patience` updates in a row, stops the run with the reason; last.pt keeps the last
@@ -114,6 +115,9 @@ class RLConfig:
     time_limit_s: float = math.inf
     """Wall-clock budget: past it the run ends after the update under way, evaluated and saved as at
     total_steps (every rank stops at the same update)."""
+    keep_evals: bool = False
+    """Also keep every evaluated update as update_NNNNN.pt: best.pt is chosen by the learned return,
+    which can miss the update that drives best, and these can be screened afterwards (rl/failures.py)."""
     collapse_fraction: float = 0.2
     collapse_patience: int = 3
     seed: int = 0
@@ -415,6 +419,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     key = row["eval_score"] if config.oracle else row["eval_return"]
                     if not collapsed:
                         save(last, row)
+                        if config.keep_evals:
+                            save(out / f"update_{update:05d}.pt", row)
                         if key > best:
                             best = key
                             save(best_path, row)

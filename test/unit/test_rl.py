@@ -48,9 +48,12 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96]
     assert "RL policy checkpoint" in capsys.readouterr().out
     # Out of time: the update under way ends the run, evaluated and saved (not every eval_interval).
-    config.write_text(TINY.replace("eval_interval: 1", "eval_interval: 100") + "time_limit_s: 0\n")
+    config.write_text(TINY.replace("eval_interval: 1", "eval_interval: 100") + "time_limit_s: 0\nkeep_evals: true\n")
     assert photon([*args, "--steps", "100000"]) == 0
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96, 128]
+    # keep_evals: the evaluated update kept beside last.pt (the earlier ones ran without it)
+    assert sorted(p.name for p in run.glob("update_*.pt")) == ["update_00004.pt"]
+    assert load_policy(run / "update_00004.pt")[1]["extra"]["rl"]["update"] == 4
     assert np.isfinite(float(rows(run)[-1]["eval_score"]))
     assert load_policy(run / "last.pt")[1]["extra"]["rl"]["update"] == 4
     assert "time limit 0 s reached at update 4 (128 env steps)" in capsys.readouterr().out
