@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -170,7 +171,7 @@ def reward_scorers(reward: str, world_model: str, road_gate: bool = False):
     stride = model_stride(wm.config.model_dt, DT)
     road = RoadCheck() if road_gate else None
     return (lambda: OnlineReward(model, wm, stride, road)), {"reward_sha256": ckpt["weights_sha256"],
-                                                        "reward_world_model_sha256": content_hash(wm_ckpt)}
+                                                             "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
 def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None = None) -> np.ndarray:
@@ -291,8 +292,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     agent = Agent(policy, config.init_std)
     params = [p for p in agent.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
-    make_scorer, provenance = (None, {}) if config.oracle else reward_scorers(config.reward, config.reward_world_model,
-                                                                                        config.road_gate)
+    make_scorer, provenance = ((None, {}) if config.oracle else
+                               reward_scorers(config.reward, config.reward_world_model, config.road_gate))
     provenance["start_policy_sha256"] = content_hash(start_ckpt)
     last, best_path = out / "last.pt", out / "best.pt"
     step, update, first_reward, low, best = 0, 0, None, 0, -math.inf
@@ -419,8 +420,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     key = row["eval_score"] if config.oracle else row["eval_return"]
                     if not collapsed:
                         save(last, row)
-                        if config.keep_evals:
-                            save(out / f"update_{update:05d}.pt", row)
+                        if config.keep_evals:  # last.pt as just written, not serialised again
+                            shutil.copyfile(last, out / f"update_{update:05d}.pt")
                         if key > best:
                             best = key
                             save(best_path, row)
