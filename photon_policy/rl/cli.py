@@ -18,7 +18,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.reward is not None:
         values["reward"] = str(run_args.resolve_checkpoint(args.reward, "reward.pt", "reward model"))
     values["reward_world_model"] = str(resolve_world_model(args.world_model))
-    for name in ("oracle", "road_gate", "envs", "kl", "seeds", "eval_seeds"):
+    for name in ("oracle", "road_gate", "takeover_frames", "envs", "kl", "seeds", "eval_seeds"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     if args.max_steps is not None:
@@ -36,6 +36,8 @@ def add_train_commands(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oracle", action="store_true", default=None, help="score with the simulator's reward instead")
     p.add_argument("--road-gate", action="store_true", default=None,
                    help="scale the learned reward by the share of the car on the road in its camera frame")
+    p.add_argument("--takeover-frames", type=int,
+                   help="end a training episode after this many frames in a row off the road (0: never)")
     p.add_argument("--world-model", type=Path, help="the world model the reward reads (default: the shipped one)")
     p.add_argument("--envs", type=int, help="environments stepped in this process")
     p.add_argument("--kl", type=float, help="weight of the KL anchor to the starting policy (0: none)")

@@ -12,6 +12,11 @@ physics alone, deterministic) to a hand-over frame drawn from a window before it
 policy drives on from there under the same 1000-step limit. The last `warmup` frames before the
 hand-over come with the reset's info, so the policy's runtime and the reward's scorer start with
 a whole context, as if they had driven them.
+
+A `Takeover` ends an episode as a safety driver would: once the camera's road check (reward/road.py)
+has seen the car mostly off the road for a few frames in a row, the episode is terminated with
+reason "takeover" (RL charges it, ppo.py). Without it a lap lost on the grass drives on to the step
+limit, and a learned reward that pays for driving pays for that too.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from photon_policy.reward.road import RoadCheck
 from photon_policy.sim.carracing import DT, FRAME_SIZE, CarRacingVehicle
 from photon_policy.sim.drive_by_wire import DriveByWire, DriveByWireConfig
 from photon_policy.sim.replay import replay_steps
@@ -35,12 +41,26 @@ class StartPoint:
     last: int
 
 
+@dataclass(frozen=True)
+class Takeover:
+    """The car counts as off the road, and the episode ends, after `frames` frames in a row whose road
+    share is below `below`. The lost laps of sessions 8-9 all showed 8-22 such frames within ~25
+    frames of the lap being lost; the policy's finished laps none."""
+    frames: int = 5
+    below: float = 0.5
+    after: int = 30
+    """Frames from the start line not judged: CarRacing's start zoom shows less road around the car."""
+    road: RoadCheck = RoadCheck()
+
+
 class DriveByWireCarRacing(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, seeds: list[int], max_steps: int = 1000, dbw_config: DriveByWireConfig | None = None,
-                 starts: dict[int, StartPoint] | None = None, warmup: int = 0) -> None:
-        self.seeds, self.max_steps = list(seeds), max_steps
+                 starts: dict[int, StartPoint] | None = None, warmup: int = 0,
+                 takeover: Takeover | None = None) -> None:
+        self.seeds, self.max_steps, self.takeover = list(seeds), max_steps, takeover
+        self._off_road = 0
         self.starts, self.warmup = starts or {}, warmup
         for track, start in self.starts.items():
             if not warmup <= start.first <= start.last <= len(start.commands):
@@ -67,6 +87,7 @@ class DriveByWireCarRacing(gym.Env):
         track = seed if seed is not None else self.seeds[self._episode % len(self.seeds)]
         self._episode += 1
         self.dbw.reset()
+        self._off_road = 0
         obs = self._obs(self.vehicle.reset(int(track)))
         info = {"seed": int(track), "stamp": 0.0, "score": 0.0}
         start = self.starts.get(int(track))
@@ -94,20 +115,28 @@ class DriveByWireCarRacing(gym.Env):
         steering, speed = (float(v) for v in np.asarray(action, np.float64).reshape(2))
         result = self.vehicle.step(self.dbw.command_to_action(steering, speed, self.vehicle.state().speed, DT))
         truncated = result.truncated or result.step >= self.max_steps
-        return (self._obs(result.frame), float(result.reward), bool(result.terminated), bool(truncated),
-                {"stamp": result.step * DT, "score": result.score, "reason": result.reason or
-                 ("time_limit" if truncated else "")})
+        reason = result.reason or ("time_limit" if truncated else "")
+        terminated = bool(result.terminated)
+        if self.takeover is not None and result.step >= self.takeover.after:
+            off = self.takeover.road(result.frame) < self.takeover.below
+            self._off_road = self._off_road + 1 if off else 0
+            if self._off_road >= self.takeover.frames and not (terminated or truncated):
+                terminated, reason = True, "takeover"
+        return (self._obs(result.frame), float(result.reward), terminated, bool(truncated),
+                {"stamp": result.step * DT, "score": result.score, "reason": reason})
 
     def close(self) -> None:
         self.vehicle.close()
 
 
 def make_envs(n: int, seeds: list[int], max_steps: int, dbw_config: DriveByWireConfig | None = None,
-              starts: dict[int, StartPoint] | None = None, warmup: int = 0) -> gym.vector.VectorEnv:
+              starts: dict[int, StartPoint] | None = None, warmup: int = 0,
+              takeover: Takeover | None = None) -> gym.vector.VectorEnv:
     """n envs in this process (Gymnasium's SyncVectorEnv), each cycling through its share of `seeds`
-    (episodes on `starts`' tracks begin at their start points). In-process, not async: the policy
+    (episodes on `starts`' tracks begin at their start points; with `takeover`, an episode off the
+    road ends). In-process, not async: the policy
     acts in the same process, and two cores leave nothing to spread envs over."""
     shares = [seeds[i::n] or seeds for i in range(n)]
-    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config, starts, warmup)
+    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config, starts, warmup, takeover)
                                      for s in shares],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

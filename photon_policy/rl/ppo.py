@@ -14,7 +14,8 @@ One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in 
 frozen trunk traced and batched over them, rl/actor.py); the action is the policy's command plus
 Gaussian noise (learned log std); the reward is the learned one (with `road_gate`, scaled by the
 share of the car on the road in its camera frame) less `time_cost` a second, or the
-simulator's with `oracle`; GAE; `epochs` passes of clipped PPO over minibatches, plus `kl` x
+simulator's with `oracle`; with `takeover_frames`, an episode whose car stays off the road that many
+frames ends there as a safety driver's takeover (rl/env.py), charged `takeover_cost`; GAE; `epochs` passes of clipped PPO over minibatches, plus `kl` x
 KL(current || starting policy), which for Gaussians of one std is the squared distance of the
 means over 2 std^2: the anchor that keeps it driving.
 
@@ -58,7 +59,7 @@ from photon_policy.reward.model import load_reward
 from photon_policy.reward.online import OnlineReward
 from photon_policy.reward.road import RoadCheck
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply, hand_over
-from photon_policy.rl.env import DriveByWireCarRacing, StartPoint, make_envs
+from photon_policy.rl.env import DriveByWireCarRacing, StartPoint, Takeover, make_envs
 from photon_policy.seeds import parse_seeds
 from photon_policy.sim.carracing import DT
 from world_model_node.checkpoint import load_model as load_world_model
@@ -116,6 +117,13 @@ class RLConfig:
     time_limit_s: float = math.inf
     """Wall-clock budget: past it the run ends after the update under way, evaluated and saved as at
     total_steps (every rank stops at the same update)."""
+    takeover_frames: int = 0
+    """End a training episode as a takeover once the car's camera has seen it mostly off the road
+    (road share < 0.5) for this many frames in a row (rl/env.py Takeover; 0: never). RLIF's
+    intervention: the lap lost on the grass stops paying, and the takeover costs `takeover_cost`.
+    Evaluation drives whole episodes regardless."""
+    takeover_cost: float = 10.0
+    """Reward charged at a takeover (the learned reward averages ~0.11 a frame: ~90 frames' worth)."""
     keep_evals: bool = False
     """Also keep every evaluated update as update_NNNNN.pt: best.pt is chosen by the learned return,
     which can miss the update that drives best, and these can be screened afterwards (rl/failures.py)."""
@@ -133,6 +141,8 @@ class RLConfig:
             raise ValueError("give a reward model (--reward) or --oracle")
         if self.oracle and self.road_gate:
             raise ValueError("road_gate scales the learned reward: not with oracle, whose reward is the simulator's")
+        if self.takeover_frames < 0 or self.takeover_cost < 0:
+            raise ValueError("takeover_frames and takeover_cost must be >= 0")
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
             raise ValueError("envs, rollout and minibatch must be >= 1")
         self.init_std = tuple(float(v) for v in self.init_std)
@@ -174,12 +184,23 @@ def reward_scorers(reward: str, world_model: str, road_gate: bool = False):
                                                              "reward_world_model_sha256": content_hash(wm_ckpt)}
 
 
-def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None = None) -> np.ndarray:
+def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None = None,
+                 taken_over: np.ndarray | None = None) -> np.ndarray:
     """The reward PPO maximises for one env step: the simulator's with `oracle` (its -0.1 a frame is
-    a time cost already), else the learned reward less `time_cost` x DT."""
-    if config.oracle:
-        return np.asarray(sim, np.float32)
-    return np.asarray(learned, np.float32) - np.float32(config.time_cost * DT)
+    a time cost already), else the learned reward less `time_cost` x DT; less `takeover_cost` where
+    the step ended its episode in a takeover."""
+    r = np.asarray(sim, np.float32) if config.oracle else \
+        np.asarray(learned, np.float32) - np.float32(config.time_cost * DT)
+    return r if taken_over is None else r - np.float32(config.takeover_cost) * np.asarray(taken_over, np.float32)
+
+
+def taken_over(infos: dict, n: int) -> np.ndarray:
+    """(n,) bool: the envs whose episode just ended in a takeover (SAME_STEP autoreset keeps the ended
+    episode's info under final_info)."""
+    final = infos.get("final_info", {})
+    if "reason" not in final:
+        return np.zeros(n, bool)
+    return np.asarray(infos["_final_info"], bool) & (np.asarray(final["reason"], object) == "takeover")
 
 
 @dataclass
@@ -308,11 +329,12 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     if procs.distributed:
         for p in params:
             dist.broadcast(p.data, 0)
-    envs = make_envs(n, tracks, config.max_episode_steps, starts=starts, warmup=warmup)
+    envs = make_envs(n, tracks, config.max_episode_steps, starts=starts, warmup=warmup,
+                     takeover=Takeover(config.takeover_frames) if config.takeover_frames else None)
     actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
-                       "kl_anchor", "std_steering", "std_speed", "eval_score", "eval_return", "steps_per_s",
+                       "kl_anchor", "std_steering", "std_speed", "takeovers", "eval_score", "eval_return", "steps_per_s",
                        "elapsed_s"], fresh=step == 0) if procs.is_main else None
     obs, infos = envs.reset()
     k = np.zeros(n, int)
@@ -335,7 +357,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     try:
         while step < config.total_steps:
             t_update = time.perf_counter()
-            buf = {key: [] for key in ("x", "a", "logp", "r", "done", "v", "ready", "sim")}
+            buf = {key: [] for key in ("x", "a", "logp", "r", "done", "v", "ready", "sim", "takeover")}
             for _ in range(T):
                 command, ready, x = actor.act(obs["frame"], k * DT)
                 xt = torch.from_numpy(x)
@@ -350,9 +372,11 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                 learned = apply(actor, scorers, k, obs, a)
                 obs, sim_r, term, trunc, infos = envs.step(a)
                 done = term | trunc
-                r = step_rewards(config, learned, sim_r)
+                takeover = taken_over(infos, n)
+                r = step_rewards(config, learned, sim_r, takeover)
                 for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
-                                 ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r)):
+                                 ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r),
+                                 ("takeover", takeover)):
                     buf[key].append(np.asarray(val))
                 k += 1
                 for i in np.flatnonzero(done):
@@ -399,13 +423,16 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                     stats.append((pg.item(), vl.item(), kl.item()))
             update += 1
             totals = _all_reduce(torch.tensor([B["r"][B["ready"]].sum(), B["ready"].sum(), B["sim"].sum(),
-                                               B["sim"].size, time.perf_counter() - t0 >= config.time_limit_s],
-                                              dtype=torch.float64), procs)
+                                               B["sim"].size, time.perf_counter() - t0 >= config.time_limit_s,
+                                               (B["takeover"] & B["ready"]).sum()], dtype=torch.float64), procs)
             out_of_time = bool(totals[4] > 0)
             reward_mean = float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
             # Judged before the time cost, which would make a healthy run's reward negative and switch the
-            # check off (its `first_reward > 0`).
-            judged = reward_mean + (0.0 if config.oracle else config.time_cost * DT * config.reward_scale)
+            # check off (its `first_reward > 0`), and before the takeovers' cost, which a run learning to
+            # stay on the road pays less of as it goes (a collapse is of the reward for driving).
+            charges = ((0.0 if config.oracle else config.time_cost * DT)
+                       + (config.takeover_cost * float(totals[5] / totals[1]) if totals[1] > 0 else 0.0))
+            judged = reward_mean + charges * config.reward_scale
             first_reward = judged if first_reward is None else first_reward
             low = low + 1 if first_reward > 0 and judged < config.collapse_fraction * first_reward else 0
             collapsed = low >= config.collapse_patience
@@ -413,6 +440,7 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                    "sim_reward_mean": float(totals[2] / totals[3]), "policy_loss": _mean(stats, 0),
                    "value_loss": _mean(stats, 1), "kl_anchor": _mean(stats, 2),
                    "std_steering": float(agent.log_std[0].detach().exp()), "std_speed": float(agent.log_std[1].detach().exp()),
+                   "takeovers": int(totals[5]),
                    "steps_per_s": n * T * world / (time.perf_counter() - t_update)}
             if procs.is_main:
                 if update % config.eval_interval == 0 or step >= config.total_steps or collapsed or out_of_time:

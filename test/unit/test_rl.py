@@ -37,12 +37,14 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     config.write_text(TINY)
     run = tmp_path / "rl"
     args = ["train", "rl", "--oracle", "--out", str(run), "--config", str(config), "--envs", "2"]
-    assert photon([*args, "--steps", "64"]) == 0
+    assert photon([*args, "--steps", "64", "--takeover-frames", "5"]) == 0
     first = rows(run)
+    assert [int(r["takeovers"]) for r in first] == [0, 0]  # 32 steps from the line: the car is on the road
     assert [int(r["env_steps"]) for r in first] == [32, 64]
     assert all(np.isfinite(float(r[c])) for r in first for c in ("policy_loss", "value_loss", "kl_anchor", "eval_score"))
     _, ckpt = load_policy(run / "last.pt")  # an ordinary policy checkpoint: the node runs it
     assert ckpt["extra"]["rl"]["update"] == 2 and "start_policy_sha256" in ckpt["extra"]
+    assert ckpt["train_config"]["takeover_frames"] == 5
     assert (run / "best.pt").is_file()
     assert photon([*args, "--steps", "96"]) == 0  # resumes from last.pt: one more update
     assert [int(r["env_steps"]) for r in rows(run)] == [32, 64, 96]

@@ -18,8 +18,8 @@ from photon_policy.reward.features import SPEED_COLUMN
 from photon_policy.reward.model import RewardConfig, RewardNet, save_reward
 from photon_policy.reward.road import RoadCheck
 from photon_policy.rl.actor import BatchActor, FrozenTrunk, apply
-from photon_policy.rl.env import DriveByWireCarRacing
-from photon_policy.rl.ppo import RLConfig, reward_scorers, step_rewards, train
+from photon_policy.rl.env import DriveByWireCarRacing, Takeover, make_envs
+from photon_policy.rl.ppo import RLConfig, reward_scorers, step_rewards, taken_over, train
 from photon_policy.sim.carracing import DT
 from world_model_node.checkpoint import load_checkpoint
 from test_rl import rows
@@ -162,3 +162,40 @@ def test_the_road_gate_pays_nothing_once_the_car_has_left_the_road(tmp_path):
         RLConfig(policy="p", oracle=True, road_gate=True)
     with pytest.raises(ValueError, match="no patch rows"):
         check(np.zeros((48, 48, 3), np.uint8))
+
+
+def test_a_car_off_the_road_is_taken_over_and_charged_and_only_in_training():
+    # The road-gate test's drive (straight, then full lock onto the grass), once in the vector env RL
+    # trains in, with a Takeover, and once in a plain env, which drives on.
+    takeover = Takeover(frames=5)
+    drive = [(0.0, 8.0)] * 80 + [(0.42, 8.0)] * 120
+    envs = make_envs(1, [2080], 200, takeover=takeover)
+    plain = DriveByWireCarRacing([2080], max_steps=200)
+    on_road, ended, plain_ended = [], None, None
+    try:
+        envs.reset()
+        plain.reset()
+        for k, command in enumerate(drive):
+            command = np.array(command, np.float32)
+            obs, _, term, trunc, info = plain.step(command)
+            on_road.append(takeover.road(obs["frame"]))
+            plain_ended = plain_ended if plain_ended is not None or not (term or trunc) else (k, info["reason"])
+            _, _, term, trunc, infos = envs.step(command[None])
+            if term[0] or trunc[0]:
+                ended = ended or (k, bool(term[0]), taken_over(infos, 1))
+    finally:
+        envs.close()
+        plain.close()
+    on_road = np.array(on_road)
+    k, terminated, mask = ended
+    assert terminated and mask.tolist() == [True], ended
+    assert k > 80 and (on_road[k - 4:k + 1] < 0.5).all() and not (on_road[k - 9:k - 4] < 0.5).all()
+    assert (on_road[30:80] == 1.0).all()  # nothing taken over on the straight
+    assert plain_ended == (199, "time_limit")  # without a Takeover the lap lost on the grass drives on
+    learned = np.full(1, 0.1, np.float32)
+    config = RLConfig(policy="p", reward="r", time_cost=5.0, takeover_cost=10.0)
+    assert step_rewards(config, learned, taken_over=mask)[0] == pytest.approx(0.1 - 0.1 - 10.0)
+    assert step_rewards(config, learned, taken_over=~mask)[0] == pytest.approx(0.0, abs=1e-7)
+    assert not taken_over({}, 2).any()
+    with pytest.raises(ValueError, match="takeover_frames"):
+        RLConfig(policy="p", reward="r", takeover_frames=-1)
