@@ -44,8 +44,9 @@ class StartPoint:
 @dataclass(frozen=True)
 class Takeover:
     """The car counts as off the road, and the episode ends, after `frames` frames in a row whose road
-    share is below `below`. The lost laps of sessions 8-9 all showed 8-22 such frames within ~25
-    frames of the lap being lost; the policy's finished laps none."""
+    share is below `below`. Every lap E and G (docs/REWARD_RL.md) lost on 405, 406, 428, 662 and 118
+    had a run of 8 or more such frames starting 8-21 frames before the lap was lost; 20 laps E
+    finished had none."""
     frames: int = 5
     below: float = 0.5
     after: int = 30
@@ -134,9 +135,9 @@ def make_envs(n: int, seeds: list[int], max_steps: int, dbw_config: DriveByWireC
               takeover: Takeover | None = None) -> gym.vector.VectorEnv:
     """n envs in this process (Gymnasium's SyncVectorEnv), each cycling through its share of `seeds`
     (episodes on `starts`' tracks begin at their start points; with `takeover`, an episode off the
-    road ends). In-process, not async: the policy
-    acts in the same process, and two cores leave nothing to spread envs over."""
+    road ends). In-process, not async: the policy acts in the same process, and two cores leave
+    nothing to spread envs over."""
     shares = [seeds[i::n] or seeds for i in range(n)]
-    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config, starts, warmup, takeover)
-                                     for s in shares],
+    return gym.vector.SyncVectorEnv([lambda s=s: DriveByWireCarRacing(s, max_steps, dbw_config, starts, warmup,
+                                                                      takeover) for s in shares],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -15,9 +15,10 @@ frozen trunk traced and batched over them, rl/actor.py); the action is the polic
 Gaussian noise (learned log std); the reward is the learned one (with `road_gate`, scaled by the
 share of the car on the road in its camera frame) less `time_cost` a second, or the
 simulator's with `oracle`; with `takeover_frames`, an episode whose car stays off the road that many
-frames ends there as a safety driver's takeover (rl/env.py), charged `takeover_cost`; GAE; `epochs` passes of clipped PPO over minibatches, plus `kl` x
-KL(current || starting policy), which for Gaussians of one std is the squared distance of the
-means over 2 std^2: the anchor that keeps it driving.
+frames ends there as a safety driver's takeover (rl/env.py), charged `takeover_cost`; GAE; `epochs`
+passes of clipped PPO over minibatches, plus `kl` x KL(current || starting policy), which for
+Gaussians of one std is the squared distance of the means over 2 std^2: the anchor that keeps it
+driving.
 
 With `starts`, episodes on the tracks the starting policy loses begin shortly before it loses them
 (`start_points`: its own drive, replayed by the env; the runtime and scorer warmed on the frames
