@@ -335,8 +335,8 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
     actor = BatchActor(trunk, n)
     scorers = [make_scorer() for _ in range(n)] if make_scorer else None
     log = RunLog(out, ["update", "env_steps", "reward_mean", "sim_reward_mean", "policy_loss", "value_loss",
-                       "kl_anchor", "std_steering", "std_speed", "takeovers", "eval_score", "eval_return", "steps_per_s",
-                       "elapsed_s"], fresh=step == 0) if procs.is_main else None
+                       "kl_anchor", "std_steering", "std_speed", "takeovers", "eval_score", "eval_return",
+                       "steps_per_s", "elapsed_s"], fresh=step == 0) if procs.is_main else None
     obs, infos = envs.reset()
     k = np.zeros(n, int)
     for i, warm in handed_over(infos).items():
