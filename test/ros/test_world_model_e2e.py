@@ -102,9 +102,9 @@ def serve(trained, nodes, probe, camera: str):
 
 def stream_until(pub, probe, frame, t: float, done, what: str, timeout: float = 30.0) -> float:
     """Camera frames (`frame()` -> (pixels, encoding)) stamped 0.02 s apart from `t`, in bursts of 20,
-    until `done()`; returns the stamp after the last. One burst is not enough: a node still warming up
-    (its first forward pass) keeps only the newest 5 of a burst (sensor-data QoS), and their stamps lie
-    past its gap limit, so it starts over with too little context to predict."""
+    until `done()`; returns the stamp after the last. One burst may not be enough: a node that falls
+    behind (warming up, or on a loaded machine) keeps only the newest 5 frames (sensor-data QoS); when
+    their stamps lie past its gap limit it starts over, and a burst can end before it predicts."""
     end = time.monotonic() + timeout
     while True:
         for _ in range(20):
