@@ -13,8 +13,8 @@ cannot backpropagate through an encoder per frame). What PPO needs around that i
 One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in process; the policy's
 frozen trunk traced and batched over them, rl/actor.py); the action is the policy's command plus
 Gaussian noise (learned log std); the reward is the learned one (with `road_gate`, scaled by the
-share of the car on the road in its camera frame) less `time_cost` a second, or the
-simulator's with `oracle`; with `takeover_frames`, an episode whose car stays off the road that many
+share of the car on the road in its camera frame; with `speed_reference`, by its speed: per metre)
+less `time_cost` a second, or the simulator's with `oracle`; with `takeover_frames`, an episode whose car stays off the road that many
 frames ends there as a safety driver's takeover (rl/env.py), charged `takeover_cost`; GAE; `epochs`
 passes of clipped PPO over minibatches, plus `kl` x KL(current || starting policy), which for
 Gaussians of one std is the squared distance of the means over 2 std^2: the anchor that keeps it
@@ -115,6 +115,11 @@ class RLConfig:
     """Learned reward per second subtracted while driving (not with oracle, whose -0.1 a frame is one
     already). The speed-gated reward is >= 0, so without it a lap not finished pays more than one
     finished early; set it below the starting policy's rate (log.csv reward_mean / DT)."""
+    speed_reference: float = 0.0
+    """m/s (0: off). The learned reward scaled by the car's speed (odometry) over this: it pays per metre
+    driven, not per second, so a lap driven faster earns as much in less time, and with the time cost
+    earns more. Per second, speed pays nothing within PPO's ~2 s horizon (gamma 0.99 at 50 Hz). Set it
+    to the starting policy's mean speed (the shipped one: ~70 m/s), where the two rewards are equal."""
     time_limit_s: float = math.inf
     """Wall-clock budget: past it the run ends after the update under way, evaluated and saved as at
     total_steps (every rank stops at the same update)."""
@@ -142,6 +147,10 @@ class RLConfig:
             raise ValueError("give a reward model (--reward) or --oracle")
         if self.oracle and self.road_gate:
             raise ValueError("road_gate scales the learned reward: not with oracle, whose reward is the simulator's")
+        if self.speed_reference < 0 or not math.isfinite(self.speed_reference):
+            raise ValueError(f"speed_reference={self.speed_reference} must be a finite speed >= 0 (0: off)")
+        if self.oracle and self.speed_reference:
+            raise ValueError("speed_reference scales the learned reward: not with oracle, whose reward is the simulator's")
         if self.takeover_frames < 0 or self.takeover_cost < 0:
             raise ValueError("takeover_frames and takeover_cost must be >= 0")
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
@@ -186,12 +195,20 @@ def reward_scorers(reward: str, world_model: str, road_gate: bool = False):
 
 
 def step_rewards(config: RLConfig, learned: np.ndarray, sim: np.ndarray | None = None,
-                 taken_over: np.ndarray | None = None) -> np.ndarray:
+                 taken_over: np.ndarray | None = None, speed: np.ndarray | None = None) -> np.ndarray:
     """The reward PPO maximises for one env step: the simulator's with `oracle` (its -0.1 a frame is
-    a time cost already), else the learned reward less `time_cost` x DT; less `takeover_cost` where
-    the step ended its episode in a takeover."""
-    r = np.asarray(sim, np.float32) if config.oracle else \
-        np.asarray(learned, np.float32) - np.float32(config.time_cost * DT)
+    a time cost already), else the learned reward (with `speed_reference`, times the car's `speed` at
+    the step's start over it) less `time_cost` x DT; less `takeover_cost` where the step ended its
+    episode in a takeover."""
+    if config.oracle:
+        r = np.asarray(sim, np.float32)
+    else:
+        r = np.asarray(learned, np.float32)
+        if config.speed_reference:
+            if speed is None:
+                raise ValueError("speed_reference is set: step_rewards needs the cars' speeds")
+            r = r * np.maximum(np.asarray(speed, np.float32).reshape(r.shape), 0) / np.float32(config.speed_reference)
+        r = r - np.float32(config.time_cost * DT)
     return r if taken_over is None else r - np.float32(config.takeover_cost) * np.asarray(taken_over, np.float32)
 
 
@@ -243,7 +260,7 @@ def drive(config: RLConfig, trunk: FrozenTrunk, make_scorer, seed: int, steps: i
             learned = apply(actor, [scorer] if scorer else None, k, batch, command)
             obs, _, term, trunc, info = env.step(command[0])
             if not config.oracle:
-                total += float(step_rewards(config, learned)[0])
+                total += float(step_rewards(config, learned, speed=batch["speed"][:, 0])[0])
             commands.append(command[0])
             first_visit[(first_visit < 0) & env.vehicle.visited_tiles()] = k[0]
             k += 1
@@ -371,10 +388,11 @@ def fine_tune(config: RLConfig, procs: Processes) -> tuple[Path, Agent]:
                 sample = np.where(ready[:, None], a.numpy(), command)
                 a = np.clip(sample, envs.single_action_space.low, envs.single_action_space.high)
                 learned = apply(actor, scorers, k, obs, a)
+                speed = obs["speed"][:, 0]
                 obs, sim_r, term, trunc, infos = envs.step(a)
                 done = term | trunc
                 takeover = taken_over(infos, n)
-                r = step_rewards(config, learned, sim_r, takeover)
+                r = step_rewards(config, learned, sim_r, takeover, speed)
                 for key, val in (("x", x), ("a", sample), ("logp", logp.numpy()), ("r", r * config.reward_scale),
                                  ("done", done), ("v", v.numpy()), ("ready", ready), ("sim", sim_r),
                                  ("takeover", takeover)):

@@ -126,6 +126,25 @@ def test_time_cost_makes_standing_still_score_negative_and_not_with_the_oracle(t
     np.testing.assert_array_equal(oracle, sim)  # the simulator's own reward, no time cost on top
 
 
+def test_speed_reference_pays_the_learned_reward_per_metre():
+    config = RLConfig(policy="p", reward="r", time_cost=5.0, speed_reference=70.0)
+    learned = np.full(4, 0.2, np.float32)
+    r = step_rewards(config, learned, speed=np.array([70.0, 140.0, 0.0, -3.0], np.float32))
+    np.testing.assert_allclose(r, [0.2 - 0.1, 0.4 - 0.1, -0.1, -0.1], rtol=1e-6)  # reversing earns nothing
+    # The same 700 m of road at 70 and at 140 m/s: the same learned pay, half the time cost.
+    slow = step_rewards(config, np.full(500, 0.2, np.float32), speed=np.full(500, 70.0, np.float32)).sum()
+    fast = step_rewards(config, np.full(250, 0.2, np.float32), speed=np.full(250, 140.0, np.float32)).sum()
+    assert fast - slow == pytest.approx(250 * 5.0 * DT, rel=1e-4)
+    unscaled = step_rewards(RLConfig(policy="p", reward="r", time_cost=5.0), learned)
+    np.testing.assert_allclose(unscaled, 0.2 - 0.1, rtol=1e-6)  # off by default: per second
+    with pytest.raises(ValueError, match="needs the cars' speeds"):
+        step_rewards(config, learned)
+    with pytest.raises(ValueError, match="not with oracle"):
+        RLConfig(policy="p", oracle=True, speed_reference=70.0)
+    with pytest.raises(ValueError, match="speed_reference=-1.0"):
+        RLConfig(policy="p", reward="r", speed_reference=-1.0)
+
+
 def test_the_road_gate_pays_nothing_once_the_car_has_left_the_road(tmp_path):
     # A real drive: straight along the start of track 2080, then full lock at speed until the car is on
     # the grass. The same speed-gated reward scores each frame twice, without and with the road gate.
