@@ -14,11 +14,11 @@ One update: `rollout` steps on each of `envs` Gymnasium envs (SyncVectorEnv, in 
 frozen trunk traced and batched over them, rl/actor.py); the action is the policy's command plus
 Gaussian noise (learned log std); the reward is the learned one (with `road_gate`, scaled by the
 share of the car on the road in its camera frame; with `speed_reference`, by its speed: per metre)
-less `time_cost` a second, or the simulator's with `oracle`; with `takeover_frames`, an episode whose car stays off the road that many
-frames ends there as a safety driver's takeover (rl/env.py), charged `takeover_cost`; GAE; `epochs`
-passes of clipped PPO over minibatches, plus `kl` x KL(current || starting policy), which for
-Gaussians of one std is the squared distance of the means over 2 std^2: the anchor that keeps it
-driving.
+less `time_cost` a second, or the simulator's with `oracle`; with `takeover_frames`, an episode
+whose car stays off the road that many frames ends there as a safety driver's takeover
+(rl/env.py), charged `takeover_cost`; GAE; `epochs` passes of clipped PPO over minibatches, plus
+`kl` x KL(current || starting policy), which for Gaussians of one std is the squared distance of
+the means over 2 std^2: the anchor that keeps it driving.
 
 With `starts`, episodes on the tracks the starting policy loses begin shortly before it loses them
 (`start_points`: its own drive, replayed by the env; the runtime and scorer warmed on the frames
@@ -119,7 +119,7 @@ class RLConfig:
     """m/s (0: off). The learned reward scaled by the car's speed (odometry) over this: it pays per metre
     driven, not per second, so a lap driven faster earns as much in less time, and with the time cost
     earns more. Per second, speed pays nothing within PPO's ~2 s horizon (gamma 0.99 at 50 Hz). Set it
-    to the starting policy's mean speed (the shipped one: ~70 m/s), where the two rewards are equal."""
+    to the starting policy's mean speed (arm I of docs/REWARD_RL.md: ~70 m/s), where the two rewards are equal."""
     time_limit_s: float = math.inf
     """Wall-clock budget: past it the run ends after the update under way, evaluated and saved as at
     total_steps (every rank stops at the same update)."""
@@ -150,7 +150,8 @@ class RLConfig:
         if self.speed_reference < 0 or not math.isfinite(self.speed_reference):
             raise ValueError(f"speed_reference={self.speed_reference} must be a finite speed >= 0 (0: off)")
         if self.oracle and self.speed_reference:
-            raise ValueError("speed_reference scales the learned reward: not with oracle, whose reward is the simulator's")
+            raise ValueError("speed_reference scales the learned reward: not with oracle, whose reward is the "
+                             "simulator's")
         if self.takeover_frames < 0 or self.takeover_cost < 0:
             raise ValueError("takeover_frames and takeover_cost must be >= 0")
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
