@@ -145,13 +145,12 @@ class RLConfig:
             raise ValueError("give the policy to fine-tune (--policy)")
         if not self.oracle and not self.reward:
             raise ValueError("give a reward model (--reward) or --oracle")
-        if self.oracle and self.road_gate:
-            raise ValueError("road_gate scales the learned reward: not with oracle, whose reward is the simulator's")
+        for scaling in ("road_gate", "speed_reference"):
+            if self.oracle and getattr(self, scaling):
+                raise ValueError(f"{scaling} scales the learned reward: not with oracle, whose reward is the "
+                                 "simulator's")
         if self.speed_reference < 0 or not math.isfinite(self.speed_reference):
             raise ValueError(f"speed_reference={self.speed_reference} must be a finite speed >= 0 (0: off)")
-        if self.oracle and self.speed_reference:
-            raise ValueError("speed_reference scales the learned reward: not with oracle, whose reward is the "
-                             "simulator's")
         if self.takeover_frames < 0 or self.takeover_cost < 0:
             raise ValueError("takeover_frames and takeover_cost must be >= 0")
         if self.envs < 1 or self.rollout < 1 or self.minibatch < 1:
