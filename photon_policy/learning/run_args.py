@@ -19,7 +19,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_name: str, data: b
         parser.add_argument("--data", type=Path, action="append", required=True,
                             help="directory of bags; repeat for several (expert drives, DAgger rounds, ...)")
     parser.add_argument("--out", type=Path, required=True, help="run directory: last.pt, best.pt, log.csv")
-    parser.add_argument("--config", type=Path, help=f"YAML of {config_name} fields")
+    parser.add_argument("--config", type=Path, action="append",
+                        help=f"YAML of {config_name} fields; repeat to layer files (a later file's values win), "
+                             "e.g. a base run and one arm's changes")
     parser.add_argument("--steps", dest="max_steps", type=int, help="optimizer steps of the whole run")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
@@ -29,14 +31,18 @@ def add_run_arguments(parser: argparse.ArgumentParser, config_name: str, data: b
 
 
 def config_values(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
-    """The config file's values (unknown names refused, naming them), then the run's arguments."""
-    values = (yaml.safe_load(args.config.read_text()) if args.config else None) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{args.config}: expected a mapping of {config_cls.__name__} fields")
-    unknown = set(values) - {f.name for f in fields(config_cls)}
-    if unknown:
-        raise ValueError(f"{args.config}: unknown training settings {sorted(unknown)}")
-    values = dict(values, out_dir=str(args.out))
+    """The config files' values, layered in order (unknown names refused, naming the file), then the
+    run's arguments."""
+    values: dict[str, Any] = {}
+    for path in args.config or ():
+        layer = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(layer, dict):
+            raise ValueError(f"{path}: expected a mapping of {config_cls.__name__} fields")
+        unknown = set(layer) - {f.name for f in fields(config_cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}")
+        values.update(layer)
+    values["out_dir"] = str(args.out)
     if getattr(args, "data", None) is not None:
         values["data_dirs"] = [str(d) for d in args.data]
     values.update({name: getattr(args, name) for name in RUN_ARGUMENTS if getattr(args, name) is not None})
