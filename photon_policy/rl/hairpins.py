@@ -26,7 +26,7 @@ class HairpinFilter:
     min_turn: float = 3.0
     """rad: the sharpest heading change within `windows` tiles must reach this (pi: a U-turn)."""
     windows: tuple[int, ...] = (8, 12, 16)
-    """Tiles (about 3.4 m each) over which a turn is measured."""
+    """Tiles (3.5 m each) over which a turn is measured."""
     max_gap: float = 30.0
     """m: two stretches of road come this close (centre to centre; the road is 13.3 m wide)."""
     min_separation: int = 25
