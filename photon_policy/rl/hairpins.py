@@ -1,4 +1,5 @@
-"""Tracks worth screening for RL start points: a sharp hairpin beside another stretch of the same road.
+"""Tracks worth screening for RL start points: a sharp hairpin beside another stretch of the same road,
+or a sharp S-bend.
 
 Where the shipped policy still loses laps (docs/REWARD_RL.md: 118, 575, 587, 428), it runs wide at
 a hairpin taken at speed and crosses the grass, often to a nearby stretch of road, missing the
@@ -6,10 +7,12 @@ tiles between. Such tracks are rare (about 1 in 50), so screening tracks in orde
 rl/failures.py finds few per hour. This reads each track's shape from the simulator's centre line
 (reset only, no driving: ~20 ms a track) and keeps those with both a turn of at least `min_turn`
 rad within `windows` tiles and two stretches, at least `min_separation` tiles apart along the road,
-within `max_gap` m of each other. The shape only chooses which tracks to screen and train on;
-neither the policy nor the reward ever sees it.
+within `max_gap` m of each other. The held-out lap every RL arm loses (118) has the other shape the
+policy cuts across: a sharp turn one way straight into a sharp turn the other (`SBendFilter`). The
+shape only chooses which tracks to screen and train on; neither the policy nor the reward ever sees it.
 
-    python -m photon_policy.rl.hairpins --seeds 900-5899        # prints a seed list for rl/failures.py
+    python -m photon_policy.rl.hairpins --seeds 900-5899                   # a seed list for rl/failures.py
+    python -m photon_policy.rl.hairpins --shape s-bend --seeds 900-20899
 """
 from __future__ import annotations
 
@@ -39,9 +42,7 @@ class HairpinFilter:
         n = len(points)
         if n <= 2 * self.min_separation:
             raise ValueError(f"a track of {n} tiles is too short for stretches {self.min_separation} tiles apart")
-        step = np.roll(points, -1, axis=0) - points
-        heading = np.arctan2(step[:, 1], step[:, 0])
-        bend = np.angle(np.exp(1j * (np.roll(heading, -1) - heading)))  # per tile, wrapped to (-pi, pi]
+        bend = bends(points)
         looped = np.concatenate([bend, bend[:max(self.windows)]])
         sums = np.concatenate([[0.0], np.cumsum(looped)])
         turn = max(float(np.abs(sums[w:w + n] - sums[:n]).max()) for w in self.windows)
@@ -56,16 +57,55 @@ class HairpinFilter:
         return turn >= self.min_turn and gap <= self.max_gap
 
 
+@dataclass(frozen=True)
+class SBendFilter:
+    min_turn: float = 2.4
+    """rad: each of the two opposite turns must reach this (118's: 2.62; no other track of 100-199
+    reaches 2.2, none of 500-599 2.25)."""
+    window: int = 12
+    """Tiles (3.5 m each) over which each of the two back-to-back turns is measured."""
+
+    def shape(self, centerline: np.ndarray) -> float:
+        """centerline (N, 2), a closed loop in driving order -> the sharpest S-bend in rad: over every
+        tile, the smaller of the turns in the `window` tiles before it and after it where the two turn
+        opposite ways (0 if no two do)."""
+        points = np.asarray(centerline, np.float64)[:, :2]
+        n = len(points)
+        if n <= 2 * self.window:
+            raise ValueError(f"a track of {n} tiles is too short for two turns of {self.window} tiles")
+        bend = bends(points)
+        sums = np.concatenate([[0.0], np.cumsum(np.concatenate([bend[-self.window:], bend, bend[:self.window]]))])
+        at = np.arange(n) + self.window
+        before, after = sums[at] - sums[at - self.window], sums[at + self.window] - sums[at]
+        opposite = np.sign(before) * np.sign(after) < 0
+        return float(np.where(opposite, np.minimum(np.abs(before), np.abs(after)), 0.0).max())
+
+    def keeps(self, centerline: np.ndarray) -> bool:
+        return self.shape(centerline) >= self.min_turn
+
+
+def bends(points: np.ndarray) -> np.ndarray:
+    """(N, 2) closed loop -> the heading change at each tile, rad, wrapped to (-pi, pi]."""
+    step = np.roll(points, -1, axis=0) - points
+    heading = np.arctan2(step[:, 1], step[:, 0])
+    return np.angle(np.exp(1j * (np.roll(heading, -1) - heading)))
+
+
 def main(argv: list[str] | None = None) -> int:
     from photon_policy.sim.carracing import CarRacingVehicle
 
-    defaults = HairpinFilter()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", required=True, help="tracks to read, e.g. 900-5899")
-    p.add_argument("--min-turn", type=float, default=defaults.min_turn, help="rad within a window of tiles")
-    p.add_argument("--max-gap", type=float, default=defaults.max_gap, help="m between two stretches of road")
+    p.add_argument("--shape", choices=("hairpin", "s-bend"), default="hairpin")
+    p.add_argument("--min-turn", type=float, help="rad within a window of tiles (default: the shape's)")
+    p.add_argument("--max-gap", type=float, default=HairpinFilter.max_gap, help="hairpin: m between two stretches")
     args = p.parse_args(argv)
-    keep = HairpinFilter(min_turn=args.min_turn, max_gap=args.max_gap)
+    if args.shape == "hairpin":
+        keep = HairpinFilter(max_gap=args.max_gap, **({} if args.min_turn is None else {"min_turn": args.min_turn}))
+        kind = "a hairpin beside another stretch"
+    else:
+        keep = SBendFilter(**({} if args.min_turn is None else {"min_turn": args.min_turn}))
+        kind = "an S-bend"
     vehicle, kept = CarRacingVehicle(), []
     seeds = parse_seeds(args.seeds)
     try:
@@ -75,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 kept.append(seed)
     finally:
         vehicle.close()
-    print(f"[photon] {len(kept)} of {len(seeds)} tracks have a hairpin beside another stretch", flush=True)
+    print(f"[photon] {len(kept)} of {len(seeds)} tracks have {kind}", flush=True)
     print(",".join(map(str, kept)))
     return 0
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from photon_policy.rl.hairpins import HairpinFilter, main
+from photon_policy.rl.hairpins import HairpinFilter, SBendFilter, main
 from photon_policy.sim.carracing import CarRacingVehicle
 
 
@@ -50,3 +50,36 @@ def test_real_tracks_from_the_simulator_and_the_command_line(capsys):
 def test_a_track_too_short_to_have_two_stretches_is_refused():
     with pytest.raises(ValueError, match="too short"):
         HairpinFilter().shape(_circle(n=40))
+
+
+def _stadium_with_s_bends(turn=2.6, tiles=10, step=3.5):
+    """A stadium whose two straights each have an S-bend: `tiles` tiles turning `turn` rad left, then
+    `tiles` turning back right. The two bends shift their straights opposite ways, so the loop closes."""
+    straight = np.concatenate([np.zeros(40), np.full(tiles, turn / tiles), np.full(tiles, -turn / tiles), np.zeros(40)])
+    u_turn = np.full(9, np.pi / 9)
+    heading = np.cumsum(np.concatenate([straight, u_turn, straight, u_turn]))
+    return np.cumsum(step * np.stack([np.cos(heading), np.sin(heading)], 1), axis=0)
+
+
+def test_an_s_bend_is_two_opposite_turns_back_to_back_and_a_circle_has_none():
+    keep = SBendFilter()
+    assert keep.shape(_circle()) == 0.0  # every turn the same way
+    assert keep.shape(_stadium_with_s_bends()) == pytest.approx(2.6, abs=0.02)
+    assert keep.keeps(_stadium_with_s_bends()) and not keep.keeps(_stadium_with_s_bends(turn=2.0))
+    assert not SBendFilter(window=4).keeps(_stadium_with_s_bends())  # each turn spread over 10 tiles: 4 see part of one
+    with pytest.raises(ValueError, match="too short"):
+        keep.shape(_circle(n=20))
+
+
+def test_real_s_bends_and_the_command_line(capsys):
+    vehicle = CarRacingVehicle()
+    try:
+        shapes = {}
+        for seed in (103, 118):
+            vehicle.reset(seed)
+            shapes[seed] = SBendFilter().shape(vehicle.track_centerline())
+    finally:
+        vehicle.close()
+    assert shapes[118] > 2.4 > shapes[103]  # 118: the held-out lap every RL arm cut across
+    assert main(["--shape", "s-bend", "--seeds", "103,118"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "118"
