@@ -7,12 +7,12 @@ tiles between. Such tracks are rare (about 1 in 50), so screening tracks in orde
 rl/failures.py finds few per hour. This reads each track's shape from the simulator's centre line
 (reset only, no driving: ~20 ms a track) and keeps those with both a turn of at least `min_turn`
 rad within `windows` tiles and two stretches, at least `min_separation` tiles apart along the road,
-within `max_gap` m of each other. The held-out lap every RL arm loses (118) has the other shape the
+within `max_gap` m of each other. The held-out lap every RL arm to session 14 lost (118) has another shape the
 policy cuts across: a sharp turn one way straight into a sharp turn the other (`SBendFilter`). The
 shape only chooses which tracks to screen and train on; neither the policy nor the reward ever sees it.
 
     python -m photon_policy.rl.hairpins --seeds 900-5899                   # a seed list for rl/failures.py
-    python -m photon_policy.rl.hairpins --shape s-bend --seeds 900-20899
+    python -m photon_policy.rl.hairpins --shape s-bend --seeds 900-50899
 """
 from __future__ import annotations
 

@@ -33,15 +33,21 @@ def test_a_circle_has_no_hairpin_and_a_tight_u_turn_beside_its_own_road_has_one(
     assert not HairpinFilter(max_gap=15.0).keeps(_stadium_with_hairpin())
 
 
-def test_real_tracks_from_the_simulator_and_the_command_line(capsys):
+def _real(measure, seeds):
+    """{seed: measure(centre line)} for real tracks from the simulator."""
     vehicle = CarRacingVehicle()
     try:
         shapes = {}
-        for seed in (103, 428):
+        for seed in seeds:
             vehicle.reset(seed)
-            shapes[seed] = HairpinFilter().keeps(vehicle.track_centerline())
+            shapes[seed] = measure(vehicle.track_centerline())
+        return shapes
     finally:
         vehicle.close()
+
+
+def test_real_tracks_from_the_simulator_and_the_command_line(capsys):
+    shapes = _real(HairpinFilter().keeps, (103, 428))
     assert shapes == {103: False, 428: True}  # 428: the track whose U-turn RL arms E and G crossed the grass at
     assert main(["--seeds", "428,103"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "428"
@@ -72,14 +78,7 @@ def test_an_s_bend_is_two_opposite_turns_back_to_back_and_a_circle_has_none():
 
 
 def test_real_s_bends_and_the_command_line(capsys):
-    vehicle = CarRacingVehicle()
-    try:
-        shapes = {}
-        for seed in (103, 118):
-            vehicle.reset(seed)
-            shapes[seed] = SBendFilter().shape(vehicle.track_centerline())
-    finally:
-        vehicle.close()
-    assert shapes[118] > 2.4 > shapes[103]  # 118: the held-out lap every RL arm cut across
+    shapes = _real(SBendFilter().shape, (103, 118))
+    assert shapes[118] > 2.4 > shapes[103]  # 118: the held-out lap RL arms to session 14 cut across
     assert main(["--shape", "s-bend", "--seeds", "103,118"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "118"
