@@ -48,6 +48,7 @@ def find(policy: str, seeds: list[int], workers: int, max_steps: int = 1000, tim
          progress: bool = True) -> list[dict]:
     """The rows of the tracks driven; past time_limit_s the drives still running are dropped (the
     tracks are taken in order, so what is left out is the end of `seeds`)."""
+    load_policy(policy)  # here, naming the file: a pool whose initializer fails respawns its workers for ever
     deadline = time.monotonic() + time_limit_s
     rows = []
     with mp.get_context("spawn").Pool(workers, _load, (policy, max_steps)) as pool:
