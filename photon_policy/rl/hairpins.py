@@ -100,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-turn", type=float, help="rad within a window of tiles (default: the shape's)")
     p.add_argument("--max-gap", type=float, default=HairpinFilter.max_gap, help="hairpin: m between two stretches")
     args = p.parse_args(argv)
-    if args.shape == "hairpin":
-        keep = HairpinFilter(max_gap=args.max_gap, **({} if args.min_turn is None else {"min_turn": args.min_turn}))
-        kind = "a hairpin beside another stretch"
-    else:
-        keep = SBendFilter(**({} if args.min_turn is None else {"min_turn": args.min_turn}))
-        kind = "an S-bend"
+    options = {} if args.min_turn is None else {"min_turn": args.min_turn}
+    hairpin = args.shape == "hairpin"
+    keep = HairpinFilter(max_gap=args.max_gap, **options) if hairpin else SBendFilter(**options)
+    kind = "a hairpin beside another stretch" if hairpin else "an S-bend"
     vehicle, kept = CarRacingVehicle(), []
     seeds = parse_seeds(args.seeds)
     try:
