@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
 from photon_policy.cli import main as photon
-from photon_policy.policy.checkpoint import load_policy
+from photon_policy.policy.checkpoint import CheckpointError, load_policy
 from photon_policy.policy.cli import resolve_checkpoint
 from photon_policy.policy.export import EagerCompute
 from photon_policy.policy.runtime import runtime_for
@@ -21,6 +22,7 @@ from photon_policy.learning.loop import run_processes
 from photon_policy.rl.env import DriveByWireCarRacing, make_envs
 from photon_policy.rl.plot import eval_curve, main as plot_main
 from photon_policy.rl.ppo import RLConfig, fine_tune
+from photon_policy.rl.release import release
 from photon_policy.sim.carracing import DT
 from test_learning import _free_port
 
@@ -62,6 +64,13 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     assert eval_curve(run)[0] == [32, 64, 96, 128]
     assert plot_main([str(run), "--reference", "0", "--out", str(tmp_path / "arms.png")]) == 0
     assert (tmp_path / "arms.png").stat().st_size > 0
+    # Released for the node: the same weights, no training state, and its origin noted.
+    kept = load_policy(run / "update_00004.pt")[1]
+    shipped = release(run / "update_00004.pt", tmp_path / "policy.pt")
+    assert shipped["weights_sha256"] == kept["weights_sha256"] and shipped["optimizer"] is None
+    assert "rl" not in shipped["extra"] and shipped["extra"]["rl_update"] == 4
+    assert shipped["extra"]["released_from"] == "update_00004.pt"
+    assert (tmp_path / "policy.pt").stat().st_size < (run / "update_00004.pt").stat().st_size
 
 
 def test_env_sanitises_commands():
@@ -158,3 +167,11 @@ def test_ddp_a_start_track_refused_on_one_rank_stops_every_rank(tmp_path):
     assert "start track 2081: the starting policy misses no tile" in (run / "refused_rank1.txt").read_text()
     assert "another process refused one of its start tracks" in (run / "refused_rank0.txt").read_text()
     assert not (run / "last.pt").exists()
+
+
+def test_release_refuses_a_file_that_is_not_a_policy_checkpoint_and_writes_nothing(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt.pt"):
+        release(corrupt, tmp_path / "policy.pt")
+    assert not (tmp_path / "policy.pt").exists()
