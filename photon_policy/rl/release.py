@@ -2,9 +2,10 @@
 (hash unchanged) without what only training needs to go on (the optimizer, the value net and log std
 under extra["rl"]), with a note of which file and update it came from.
 
-    python -m photon_policy.rl.release runs/rl-sbend3-ab50/update_00125.pt models/policy.pt
+    python -m photon_policy.rl.release runs/rl/update_00100.pt models/policy.pt
 
-Then `photon replay-test --update-refs` and `photon replay-test` (README, "Ship a policy").
+Then `photon replay-test --update-refs` re-pins the replay references to it and `photon replay-test`
+checks them (docs/REPLAY_REGRESSION.md).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def release(src: str | Path, dst: str | Path) -> dict:
     ckpt.pop("model_config_obj")
     rl = ckpt["extra"].pop("rl", None)
     ckpt["optimizer"] = None
-    ckpt["extra"]["released_from"] = Path(src).name
+    ckpt["extra"]["released_from"] = f"{Path(src).parent.name}/{Path(src).name}"  # run/update: where to look
     if rl:
         ckpt["extra"]["rl_update"] = rl["update"]
     write_checkpoint(dst, ckpt)

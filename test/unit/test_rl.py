@@ -69,7 +69,7 @@ def test_tiny_ppo_run_checkpoints_logs_and_resumes(tmp_path, capsys):
     shipped = release(run / "update_00004.pt", tmp_path / "policy.pt")
     assert shipped["weights_sha256"] == kept["weights_sha256"] and shipped["optimizer"] is None
     assert "rl" not in shipped["extra"] and shipped["extra"]["rl_update"] == 4
-    assert shipped["extra"]["released_from"] == "update_00004.pt"
+    assert shipped["extra"]["released_from"] == "rl/update_00004.pt"
     assert (tmp_path / "policy.pt").stat().st_size < (run / "update_00004.pt").stat().st_size
 
 
