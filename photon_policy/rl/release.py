@@ -23,7 +23,7 @@ def release(src: str | Path, dst: str | Path) -> dict:
     ckpt.pop("model_config_obj")
     rl = ckpt["extra"].pop("rl", None)
     ckpt["optimizer"] = None
-    ckpt["extra"]["released_from"] = f"{Path(src).parent.name}/{Path(src).name}"  # run/update: where to look
+    ckpt["extra"]["released_from"] = f"{Path(src).parent.name}/{Path(src).name}"  # machine paths mean nothing elsewhere
     if rl:
         ckpt["extra"]["rl_update"] = rl["update"]
     write_checkpoint(dst, ckpt)
